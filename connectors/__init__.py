@@ -1,0 +1,1 @@
+"""The edges: LMS in (gateway, CSV import), CMaRS out (sink), and the CMaRS emulator."""

@@ -1,0 +1,44 @@
+"""The `lrx` command. Each module of this package holds one command, named after its noun."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+
+import click
+
+from deploy.settings import Settings, SettingsError
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
+    """lrx: the Learning Record Exchange.
+
+    Moves proof of course completion from a Moodle LMS to CMaRS through Kafka.
+    Every setting is an LRX_ environment variable; `lrx settings` lists them.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        ctx.obj = Settings.from_env()
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """List every LRX_ setting with its default and meaning."""
+    for env, default, doc in Settings.documentation():
+        click.echo(f"{env}  (default: {default or '(empty)'})\n    {doc}")
+
+
+# Every module in this package contributes one command (often a group) named `command`.
+for _module in pkgutil.iter_modules(__path__):
+    main.add_command(importlib.import_module(f"{__name__}.{_module.name}").command)

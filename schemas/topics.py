@@ -1,0 +1,105 @@
+"""The topic catalogue: the one definition of every topic lrx reads or writes.
+
+A topic is a contract like a schema: its name, its key, what its values carry
+and how long Kafka keeps them. `lrx topics create` applies this catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["Topic", "catalogue", "outbox_topic", "dlq_topic", "DAY_MS"]
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+# Replay and backfill read learning records back, so they outlive two reporting
+# periods (two fiscal years) with a month to spare.
+RECORD_RETENTION_MS = (2 * 366 + 31) * DAY_MS
+# An outbox must outlast any CMaRS outage or expired credential we would tolerate.
+OUTBOX_RETENTION_MS = 60 * DAY_MS
+AUDIT_RETENTION_MS = 400 * DAY_MS
+
+LEARNING_RECORDS = "lms.learning-records"
+USER_PROFILES = "lms.user-profiles"
+COURSE_RECIPIENTS = "lrx.course-recipients"
+INELIGIBLE = "lrx.ineligible"
+PENDING = "lrx.pending"
+DELIVERY_RECEIPTS = "lrx.delivery-receipts"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    key: str
+    value: str
+    doc: str
+    compacted: bool = False
+    retention_ms: int | None = None  # None: Kafka keeps compacted topics' latest values forever
+
+    def configs(self) -> dict[str, str]:
+        """The topic-level configs that must hold on the broker."""
+        if self.compacted:
+            return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+        return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+
+def outbox_topic(recipient: str) -> str:
+    return f"lrx.outbox.{recipient}"
+
+
+def dlq_topic(recipient: str) -> str:
+    return f"lrx.dlq.{recipient}"
+
+
+def catalogue(partitions: int, recipients: Iterable[str]) -> list[Topic]:
+    """Every topic, given the keyed-topic partition count and the recipient ids."""
+    topics = [
+        Topic(
+            LEARNING_RECORDS, partitions, "site/user", "LearningRecord",
+            "Completions published by the LMS (gateway, lrx publish).",
+            retention_ms=RECORD_RETENTION_MS,
+        ),
+        Topic(
+            USER_PROFILES, partitions, "site/user", "UserProfile",
+            "Latest profile of each user, with the raw OCI ID field.",
+            compacted=True,
+        ),
+        Topic(
+            COURSE_RECIPIENTS, 1, "site/course", "CourseRecipients",
+            "Recipients and required activities of each course; every worker reads it whole.",
+            compacted=True,
+        ),
+        Topic(
+            INELIGIBLE, partitions, "record id", "IneligibleRecord",
+            "Records that will not be sent, each with its reason code.",
+            retention_ms=RECORD_RETENTION_MS,
+        ),
+        Topic(
+            PENDING, partitions, "record id", "LearningRecord",
+            "Records held until their user has a valid OCI ID; a tombstone releases one.",
+            compacted=True,
+        ),
+        Topic(
+            DELIVERY_RECEIPTS, partitions, "recipient/record id", "DeliveryReceipt",
+            "The ledger: what each recipient accepted, when, in which batch.",
+            compacted=True,
+        ),
+    ]  # fmt: skip
+    for recipient in recipients:
+        topics.append(
+            Topic(
+                outbox_topic(recipient), partitions, "site/user", "RoutedRecord",
+                f"Eligible records waiting for the {recipient} sink.",
+                retention_ms=OUTBOX_RETENTION_MS,
+            )
+        )  # fmt: skip
+        topics.append(
+            Topic(
+                dlq_topic(recipient), 1, "record id", "DeadLetter",
+                f"Records {recipient} rejected or that retrying could not deliver.",
+                retention_ms=AUDIT_RETENTION_MS,
+            )
+        )  # fmt: skip
+    return topics

@@ -1,0 +1,50 @@
+"""The enumerations shared by the Avro contracts and the domain rules.
+
+Each one mirrors an Avro enum of the same name; tests/test_schemas checks that
+the symbols agree, so the codes written to Kafka and the codes in Python are one list.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Source", "CompletionState", "ReasonCode"]
+
+
+class Source(StrEnum):
+    """Where a learning record came from."""
+
+    COURSE_COMPLETION = "course_completion"  # Moodle \\core\\event\\course_completed
+    ACTIVITY_COMPLETION = "activity_completion"  # \\core\\event\\course_module_completion_updated
+    XAPI = "xapi"  # an xAPI statement with the verb "completed"
+    SUPPORTING_DOCUMENTATION = "supporting_documentation"  # proof of a course done elsewhere
+    CSV_UPLOAD = "csv_upload"
+    EQUIVALENCY = "equivalency"
+    ADMIN_UPLOAD = "admin_upload"
+    LEGACY = "legacy"
+
+
+class CompletionState(StrEnum):
+    """Moodle's completionstate: 0 incomplete, 1 complete, 2 complete-pass, 3 complete-fail."""
+
+    INCOMPLETE = "incomplete"
+    COMPLETE = "complete"
+    COMPLETE_PASS = "complete_pass"
+    COMPLETE_FAIL = "complete_fail"
+
+
+class ReasonCode(StrEnum):
+    """Why a learning record is not sent to a recipient. Every ineligible record has one."""
+
+    SOURCE_NOT_SENT = "source_not_sent"  # legacy, CSV upload, equivalency, admin upload
+    NOT_COMPLETE = "not_complete"  # incomplete attempt, or xAPI result.completion false
+    FAILED = "failed"  # complete-fail
+    VOIDED = "voided"
+    EXPIRED = "expired"  # the record's expiry is before its completion or now
+    OUTSIDE_PERIOD = "outside_period"  # completed before the current reporting period
+    REQUIRED_ACTIVITY_MISSING = "required_activity_missing"
+    NO_OCI_ID = "no_oci_id"  # the user's profile has no OCI ID (or no profile arrived)
+    INVALID_OCI_ID = "invalid_oci_id"  # the OCI ID field cannot be parsed
+    COLLEGE_NOT_ENABLED = "college_not_enabled"  # a known college CMaRS does not support: WS400
+    NO_RECIPIENT = "no_recipient"  # the course subscribes no recipient
+    USER_DELETED = "user_deleted"  # the LMS deleted the user

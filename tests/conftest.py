@@ -1,0 +1,83 @@
+"""Shared fixtures: the real Kafka broker and settings that point at it.
+
+`deploy/test.sh` starts the main broker before pytest; if it is not running,
+the `settings` fixture starts it and stops it at the end. Tests that need a
+cluster of their own (exact topic contents, broker restarts) use `fresh_broker`,
+which starts a throwaway broker on free ports in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.broker import EmbeddedBroker, answers_metadata
+from deploy.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def settings() -> Iterator[Settings]:
+    """Settings for the main test broker (LRX_BROKER_PORT, default 9092), started if needed."""
+    settings = Settings.from_env()
+    if not settings.uses_embedded_broker:
+        yield settings
+        return
+    broker = EmbeddedBroker(settings)
+    started_here = False
+    if not asyncio.run(answers_metadata(settings.bootstrap_servers)):
+        broker.start()
+        started_here = True
+    yield settings
+    if started_here:
+        broker.stop()
+
+
+def free_port_pair() -> int:
+    """A port p such that p and p + 1 are both free (client and controller listeners)."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port > 65000:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two adjacent free ports")
+
+
+@pytest.fixture
+def fresh_broker(tmp_path: Path) -> Iterator[Callable[[], Settings]]:
+    """Factory: start a throwaway broker with empty data; returns its Settings."""
+    started: list[EmbeddedBroker] = []
+
+    def start() -> Settings:
+        settings = Settings.from_env().replace(
+            kafka_bootstrap="", broker_port=free_port_pair(), run_dir=tmp_path / "run"
+        )
+        broker = EmbeddedBroker(settings)
+        broker.start()
+        started.append(broker)
+        return settings
+
+    yield start
+    for broker in started:
+        broker.stop()
+
+
+def unique(prefix: str) -> str:
+    """A name no other test or earlier run has used, for topics and consumer groups."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def unique_name() -> Callable[[str], str]:
+    return unique
