@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Topic", "catalogue", "outbox_topic", "dlq_topic", "DAY_MS"]
+__all__ = [
+    "Topic",
+    "catalogue",
+    "outbox_topic",
+    "dlq_topic",
+    "user_key",
+    "course_key",
+    "record_key",
+    "DAY_MS",
+]
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -43,6 +52,21 @@ class Topic:
         if self.compacted:
             return {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
         return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
+
+
+# Keys are plain UTF-8 so that any tool can read them. A Moodle user id is unique
+# only within its site, so a user's key is site plus user id; streams keyed this
+# way are co-partitioned with the users table.
+def user_key(site: str, user_id: str) -> bytes:
+    return f"{site}/{user_id}".encode()
+
+
+def course_key(site: str, course_id: str) -> bytes:
+    return f"{site}/{course_id}".encode()
+
+
+def record_key(recipient: str, record_id: str) -> bytes:
+    return f"{recipient}/{record_id}".encode()
 
 
 def outbox_topic(recipient: str) -> str:
