@@ -16,6 +16,7 @@ import signal
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,7 +139,7 @@ class EmbeddedBroker:
                     f"the broker exited with code {process.returncode} while starting.\n"
                     f"Last lines of {self.log_file}:\n{self.log_tail()}"
                 )
-            if asyncio.run(answers_metadata(self.address)):
+            if self.answers():
                 return self.status()
             time.sleep(0.3)
         self.stop()
@@ -165,6 +166,13 @@ class EmbeddedBroker:
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+    def answers(self) -> bool:
+        """True when the broker answers a metadata request. Safe to call inside an event loop."""
+        # asyncio.run refuses to nest inside a running loop (async tests, `lrx up`),
+        # so the probe gets a loop of its own in a worker thread.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, answers_metadata(self.address)).result()
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -8,7 +8,7 @@ which starts a throwaway broker on free ports in a temporary folder.
 
 from __future__ import annotations
 
-import asyncio
+import random
 import socket
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.broker import EmbeddedBroker, answers_metadata
+from deploy.broker import EmbeddedBroker
 from deploy.settings import Settings
 
 
@@ -29,7 +29,7 @@ def settings() -> Iterator[Settings]:
         return
     broker = EmbeddedBroker(settings)
     started_here = False
-    if not asyncio.run(answers_metadata(settings.bootstrap_servers)):
+    if not broker.answers():
         broker.start()
         started_here = True
     yield settings
@@ -38,18 +38,20 @@ def settings() -> Iterator[Settings]:
 
 
 def free_port_pair() -> int:
-    """A port p such that p and p + 1 are both free (client and controller listeners)."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port > 65000:
+    """A port p such that p and p + 1 are both free (client and controller listeners).
+
+    Drawn below the kernel's ephemeral range, so that an outgoing client
+    connection cannot take the controller port between this check and the bind.
+    """
+    low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(20000, low_ephemeral - 2)
+        try:
+            for candidate in (port, port + 1):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
             continue
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
         return port
     raise RuntimeError("no two adjacent free ports")
 

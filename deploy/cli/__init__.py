@@ -10,7 +10,7 @@ import click
 
 from deploy.settings import Settings, SettingsError
 
-__all__ = ["main"]
+__all__ = ["main", "settings_table"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -33,10 +33,20 @@ def main(ctx: click.Context, verbose: bool) -> None:
 
 
 @main.command("settings")
-def show_settings() -> None:
+@click.option("--markdown", is_flag=True, help="Print the README's settings table.")
+def show_settings(markdown: bool) -> None:
     """List every LRX_ setting with its default and meaning."""
+    if markdown:
+        click.echo(settings_table())
+        return
     for env, default, doc in Settings.documentation():
         click.echo(f"{env}  (default: {default or '(empty)'})\n    {doc}")
+
+
+def settings_table() -> str:
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{env}` | `{d}` | {doc} |" for env, d, doc in Settings.documentation()]
+    return "\n".join(rows)
 
 
 # Every module in this package contributes one command (often a group) named `command`.
