@@ -78,6 +78,25 @@ class Settings:
         "Comma-separated alias=recipient pairs: other names systems show for a recipient.",
     )
 
+    # --- Domain rules (streams/): the college registry and the reporting period.
+    colleges_file: Path = setting(
+        "LRX_COLLEGES_FILE",
+        REPO_ROOT / "streams" / "colleges.json",
+        "JSON registry of the colleges an OCI ID can name (code, name, country, province, "
+        "enabled for CMaRS). A known college that is not enabled is the WS400 case.",
+    )
+    period_start: str = setting(
+        "LRX_PERIOD_START",
+        "04-01",
+        "MM-DD on which each reporting period starts, at local midnight; 04-01 is the fiscal "
+        "year (label 2026-27), 01-01 the calendar year (label 2026).",
+    )
+    period_timezone: str = setting(
+        "LRX_PERIOD_TIMEZONE",
+        "America/Toronto",
+        "IANA time zone of the reporting period's boundaries.",
+    )
+
     # --- The embedded broker (deploy/kafka), used when LRX_KAFKA_BOOTSTRAP is empty.
     broker_port: int = setting("LRX_BROKER_PORT", 9092, "Client port of the embedded broker.")
     broker_controller_port: int = setting(
