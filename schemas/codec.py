@@ -34,6 +34,7 @@ __all__ = [
     "AVRO_DIR",
     "HISTORY_DIR",
     "MARKER",
+    "HEADER_SIZE",
     "load_contracts",
     "load_history",
     "fingerprint_of",
