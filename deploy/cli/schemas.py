@@ -37,7 +37,7 @@ def command() -> None:
 @_avro_dir
 @_history_dir
 def check(avro_dir: Path, history_dir: Path) -> None:
-    """Check that every current schema can read every committed version of itself.
+    """Check each current schema against its committed versions.
 
     Applies the Avro schema-resolution rules with each version under
     schemas/history as writer and the current schema as reader, and checks
