@@ -123,6 +123,133 @@ class Settings:
         "Folder of the broker's jars, filled from Maven Central by `lrx broker fetch`.",
     )
 
+    # --- CMaRS delivery (connectors/cmars): the sink, its retries and schedule, and the emulator.
+    cmars_url: str = setting(
+        "LRX_CMARS_URL",
+        "http://127.0.0.1:8089",
+        "Base URL of the CMaRS push API (connectors/cmars/openapi.yaml); the default is "
+        "`lrx emulator cmars`.",
+    )
+    cmars_token: str = setting(
+        "LRX_CMARS_TOKEN", "local-emulator-token", "Bearer token the sink presents to CMaRS."
+    )
+    cmars_request_timeout: float = setting(
+        "LRX_CMARS_REQUEST_TIMEOUT",
+        30.0,
+        "Seconds one POST to CMaRS may take before it is retried.",
+    )
+    sink_group: str = setting(
+        "LRX_SINK_GROUP",
+        "lrx.sink",
+        "Consumer group prefix of the sinks; the group is <prefix>.<recipient>.",
+    )
+    sink_batch_records: int = setting(
+        "LRX_SINK_BATCH_RECORDS", 500, "Most records in one batch sent to CMaRS."
+    )
+    sink_batch_bytes: int = setting(
+        "LRX_SINK_BATCH_BYTES", 1_000_000, "Most bytes of records (JSON) in one batch."
+    )
+    sink_linger: float = setting(
+        "LRX_SINK_LINGER",
+        2.0,
+        "Seconds a partly filled batch waits for more records before it is sent.",
+    )
+    sink_schedule: str = setting(
+        "LRX_SINK_SCHEDULE",
+        "continuous",
+        "`continuous`, or a cron expression (e.g. `0 2 * * *`): at each window the sink "
+        "drains the outbox up to the end offsets it read when the window opened.",
+    )
+    sink_timezone: str = setting(
+        "LRX_SINK_TIMEZONE", "America/Toronto", "Time zone of LRX_SINK_SCHEDULE."
+    )
+    sink_retry_initial: float = setting(
+        "LRX_SINK_RETRY_INITIAL", 0.5, "Seconds: the first retry backoff (full jitter below it)."
+    )
+    sink_retry_cap: float = setting(
+        "LRX_SINK_RETRY_CAP", 60.0, "Seconds: the longest backoff between two retries."
+    )
+    sink_retry_max_time: float = setting(
+        "LRX_SINK_RETRY_MAX_TIME",
+        6 * 3600.0,
+        "Seconds a batch keeps retrying transient failures (5xx, 429, timeouts) before its "
+        "records are dead-lettered as retries_exhausted. 0 retries forever. Auth failures "
+        "(401/403) never dead-letter.",
+    )
+    sink_auth_retry_interval: float = setting(
+        "LRX_SINK_AUTH_RETRY_INTERVAL",
+        60.0,
+        "Seconds between retries while CMaRS refuses the credential (401/403).",
+    )
+    sink_shutdown_grace: float = setting(
+        "LRX_SINK_SHUTDOWN_GRACE",
+        10.0,
+        "Seconds a stopping sink lets its batch in flight settle before abandoning it.",
+    )
+    sink_session_timeout: float = setting(
+        "LRX_SINK_SESSION_TIMEOUT",
+        10.0,
+        "Seconds without heartbeats before Kafka hands a sink's partitions to another.",
+    )
+    metrics_port: int = setting(
+        "LRX_METRICS_PORT",
+        0,
+        "Port of the Prometheus /metrics endpoint of an lrx process; 0 turns it off.",
+    )
+    metrics_host: str = setting(
+        "LRX_METRICS_HOST", "127.0.0.1", "Address the /metrics endpoint listens on."
+    )
+    emulator_host: str = setting(
+        "LRX_EMULATOR_HOST", "127.0.0.1", "Address `lrx emulator cmars` listens on."
+    )
+    emulator_port: int = setting("LRX_EMULATOR_PORT", 8089, "Port of `lrx emulator cmars`.")
+    emulator_token: str = setting(
+        "LRX_EMULATOR_TOKEN", "local-emulator-token", "Bearer token the emulator accepts."
+    )
+    emulator_colleges_file: str = setting(
+        "LRX_EMULATOR_COLLEGES_FILE",
+        "",
+        "College registry whose enabled colleges the emulator supports (others: WS400). "
+        "Empty: streams/colleges.json.",
+    )
+    emulator_roster: str = setting(
+        "LRX_EMULATOR_ROSTER",
+        "",
+        "File of canonical OCI IDs, one a line, that the emulator knows (others: WS401). "
+        "Empty: every valid OCI ID is known.",
+    )
+    emulator_refresh: str = setting(
+        "LRX_EMULATOR_REFRESH",
+        "0 3 * * *",
+        "Cron expression (LRX_SINK_TIMEZONE) of the emulator's daily refresh, after which "
+        "accepted records become visible; empty: only POST /admin/refresh refreshes.",
+    )
+    emulator_error_rate: float = setting(
+        "LRX_EMULATOR_ERROR_RATE", 0.0, "Fault: share (0 to 1) of batch requests answered 5xx."
+    )
+    emulator_latency: float = setting(
+        "LRX_EMULATOR_LATENCY", 0.0, "Fault: seconds added to every batch answer."
+    )
+    emulator_outages: tuple[str, ...] = setting(
+        "LRX_EMULATOR_OUTAGES",
+        (),
+        "Fault: outage windows as START+DURATION seconds after startup, comma-separated "
+        "(e.g. `30+20`); during one every request gets 503.",
+    )
+    emulator_rate_limit: float = setting(
+        "LRX_EMULATOR_RATE_LIMIT",
+        0.0,
+        "Fault: batch requests per second above which the emulator answers 429; 0 is no limit.",
+    )
+    emulator_retry_after: int = setting(
+        "LRX_EMULATOR_RETRY_AFTER", 1, "Seconds the emulator's 429 tells clients to wait."
+    )
+    emulator_auth_failure: bool = setting(
+        "LRX_EMULATOR_AUTH_FAILURE",
+        False,
+        "Fault: refuse every token with 401 (switch at runtime with POST /admin/faults).",
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every LRX_ variable, converting and validating it; unknown LRX_ names fail."""

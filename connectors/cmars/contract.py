@@ -1,0 +1,143 @@
+"""The CMaRS push contract (openapi.yaml) in Python: request records, batch ids and answers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from connectors.cmars.errors import TransientFailure
+
+__all__ = [
+    "CONTRACT_FILE",
+    "BATCHES_PATH",
+    "SENT_SOURCES",
+    "MalformedRecord",
+    "RecordStatus",
+    "RecordResult",
+    "batch_id_of",
+    "request_record",
+    "batch_body",
+    "record_json",
+    "parse_batch_result",
+    "rfc3339",
+]
+
+CONTRACT_FILE = Path(__file__).with_name("openapi.yaml")
+BATCHES_PATH = "/lrx/v1/batches"
+SENT_SOURCES = frozenset(
+    {"course_completion", "activity_completion", "xapi", "supporting_documentation"}
+)
+
+# Fixed forever: batch ids derived from it must stay the same across releases,
+# or a batch resent after an upgrade would look new to CMaRS.
+_BATCH_NAMESPACE = uuid.UUID("6f1d2c4e-8a61-5b0e-9c4a-2f3b1d7e5a90")
+
+
+class MalformedRecord(ValueError):
+    """A RoutedRecord lacks what the contract needs; `field` names what is missing or wrong."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+class RecordStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """CMaRS's answer for one record of a batch."""
+
+    record_id: str
+    status: RecordStatus
+    code: str | None = None
+    message: str | None = None
+
+
+def batch_id_of(record_ids: Iterable[str]) -> str:
+    """The batch id of a set of records: the same records always give the same id.
+
+    It is the Idempotency-Key, so a batch resent after a crash is recognised.
+    """
+    return str(uuid.uuid5(_BATCH_NAMESPACE, "\n".join(sorted(set(record_ids)))))
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
+    """The contract's LearningRecord for a decoded RoutedRecord."""
+    record = _field(routed, "record", Mapping)
+    oci = _field(routed, "oci_id", Mapping)
+    course = _field(record, "record.course", Mapping)
+    completed_at = _field(record, "record.completed_at", datetime)
+    return {
+        "record_id": _field(routed, "record_id", str),
+        "oci_id": _field(oci, "oci_id.canonical", str),
+        "college": _field(oci, "oci_id.college", str),
+        "licence": _field(oci, "oci_id.licence", str),
+        "site": _field(record, "record.site", str),
+        "course": {
+            "id": _field(course, "record.course.id", str),
+            "shortname": _field(course, "record.course.shortname", str),
+        },
+        "completed_at": rfc3339(completed_at),
+        "source": str(_field(record, "record.source", str)),
+        "period": _field(routed, "period", str),
+    }
+
+
+def _field(container: Mapping[str, Any], path: str, kind: type) -> Any:
+    name = path.rsplit(".", 1)[-1]
+    if name not in container or container[name] is None:
+        raise MalformedRecord(path, "is missing")
+    value = container[name]
+    if not isinstance(value, kind):
+        raise MalformedRecord(path, f"is {type(value).__name__}, expected {kind.__name__}")
+    return value
+
+
+def record_json(request: Mapping[str, Any]) -> bytes:
+    """One contract record as compact JSON; the sink encodes each once and reuses it."""
+    return json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def batch_body(batch_id: str, records: list[bytes], sent_at: datetime) -> bytes:
+    """The BatchRequest JSON, assembled from records already encoded with record_json."""
+    head = json.dumps({"batch_id": batch_id, "sent_at": rfc3339(sent_at)}, separators=(",", ":"))
+    return b"".join((head[:-1].encode(), b',"records":[', b",".join(records), b"]}"))
+
+
+def parse_batch_result(payload: bytes, record_ids: Iterable[str]) -> dict[str, RecordResult]:
+    """Each record id's result from a 200 answer.
+
+    An answer we cannot read is a TransientFailure: retrying is safe (the batch id
+    makes it idempotent), while dead-lettering would blame the records for it.
+    """
+    try:
+        document = json.loads(payload)
+        results = {}
+        for item in document["results"]:
+            status = RecordStatus(item["status"])
+            results[str(item["record_id"])] = RecordResult(
+                str(item["record_id"]), status, item.get("code"), item.get("message")
+            )
+    except (ValueError, KeyError, TypeError) as error:
+        raise TransientFailure(f"unreadable 200 answer from CMaRS: {error!r}", 200) from None
+    missing = [rid for rid in record_ids if rid not in results]
+    if missing:
+        raise TransientFailure(
+            f"CMaRS answered 200 without results for {len(missing)} record(s), e.g. {missing[0]}",
+            200,
+        )
+    return results

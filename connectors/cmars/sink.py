@@ -1,0 +1,455 @@
+"""The CMaRS sink connector: lrx.outbox.<recipient> -> CMaRS, in batches, with a ledger and a DLQ.
+
+One loop polls the outbox and cuts batches; one batch at a time is delivered
+in a task beside it, so the next batch fills while the last is on the wire.
+When a batch has fully settled (each record delivered or dead-lettered, and
+the receipts and dead letters acknowledged by Kafka with acks=all) its offsets
+are committed explicitly. A crash therefore means redelivery, never loss, and
+redelivery is harmless: the batch id is the Idempotency-Key and CMaRS answers a
+record id it already has with `duplicate`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from connectors.cmars.batch import Batcher, Entry
+from connectors.cmars.client import CmarsClient
+from connectors.cmars.contract import MalformedRecord, record_json, request_record
+from connectors.cmars.dead_letter import dead_letter_message
+from connectors.cmars.delivery import BatchDelivery, DeliveryAbandoned, Settlement
+from connectors.cmars.ledger import receipt_message
+from connectors.cmars.retry import RetryPolicy
+from connectors.cmars.schedule import Clock, Schedule, SystemClock
+from connectors.cmars.telemetry import SinkMetrics
+from deploy.settings import Settings
+from schemas.codec import Codec, CodecError
+from schemas.topics import DELIVERY_RECEIPTS, dlq_topic, outbox_topic
+
+__all__ = ["CmarsSink", "sink_group"]
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 500
+LAG_EVERY = 2.0  # seconds between lag refreshes; each costs a committed-offsets lookup
+
+
+def sink_group(settings: Settings, recipient: str) -> str:
+    return f"{settings.sink_group}.{recipient}"
+
+
+@dataclass(eq=False)
+class _InFlight:
+    batch: list[Entry]
+    task: asyncio.Task[None]
+    settlement: Settlement
+    started: float = field(default_factory=time.monotonic)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, sink: CmarsSink) -> None:
+        self.sink = sink
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.sink._on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in assigned))
+
+
+class CmarsSink:
+    """`async with CmarsSink(settings) as sink: await sink.run(stop_event)`."""
+
+    stage = "sink.cmars"
+
+    def __init__(
+        self,
+        settings: Settings,
+        recipient: str = "cmars",
+        *,
+        schedule: Schedule | None = None,
+        clock: Clock | None = None,
+        metrics: SinkMetrics | None = None,
+        codec: Codec | None = None,
+        policy: RetryPolicy | None = None,
+        open_window_now: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.recipient = recipient
+        self.topic = outbox_topic(recipient)
+        self.dlq = dlq_topic(recipient)
+        self.schedule = schedule or Schedule.parse(settings.sink_schedule, settings.sink_timezone)
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or SinkMetrics.create(recipient)
+        self.codec = codec or Codec.default()
+        self.policy = policy or RetryPolicy(
+            initial=settings.sink_retry_initial,
+            cap=settings.sink_retry_cap,
+            max_time=settings.sink_retry_max_time,
+            auth_interval=settings.sink_auth_retry_interval,
+        )
+        self.batcher = Batcher(
+            settings.sink_batch_records, settings.sink_batch_bytes, settings.sink_linger
+        )
+        self.client = CmarsClient(
+            settings.cmars_url, settings.cmars_token, settings.cmars_request_timeout
+        )
+        self._stopping = asyncio.Event()
+        self.delivery = BatchDelivery(self.client, self.policy, self.metrics, self._stopping)
+        options = settings.kafka_client_options()
+        session_ms = int(settings.sink_session_timeout * 1000)
+        self.consumer = AIOKafkaConsumer(
+            group_id=sink_group(settings, recipient),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(500, session_ms // 3),
+            **options,
+        )
+        self.producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **options)
+        self._inflight: _InFlight | None = None
+        self._finish_lock = asyncio.Lock()
+        self._poll: asyncio.Task | None = None
+        self._committed: dict[TopicPartition, int] = {}
+        self._lag_at = 0.0
+        self._started = False
+        # Scheduled mode: the window in force, or when the next one opens.
+        self._open_now = open_window_now
+        self._next_window: datetime | None = None
+        self.window_ends: dict[TopicPartition, int] = {}
+        self._fetched_to: dict[TopicPartition, int] = {}
+        self.windows_opened = 0
+        self.windows_closed = 0
+
+    # --- lifecycle
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        await self.client.start()
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        if not self.schedule.continuous:
+            now = self.clock.now()
+            self._next_window = now if self._open_now else self.schedule.next_window(now)
+            log.info("schedule %s; first window %s", self.schedule.describe(), self._next_window)
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        try:
+            await self.consumer.stop()  # auto-commit is off: stopping commits nothing
+        finally:
+            await self.producer.stop()
+            await self.client.stop()
+
+    async def __aenter__(self) -> CmarsSink:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def window_open(self) -> bool:
+        return not self.schedule.continuous and self._next_window is None
+
+    # --- the loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; then settle or abandon the batch in flight and return."""
+        stop_waiter = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                await self._step(stop_waiter)
+        finally:
+            stop_waiter.cancel()
+            await self._wind_down()
+
+    async def _step(self, stop_waiter: asyncio.Future) -> None:
+        if not self.schedule.continuous:
+            await self._follow_schedule()
+        self._apply_pauses()
+        if self._poll is None:
+            self._poll = asyncio.ensure_future(
+                self.consumer.getmany(timeout_ms=POLL_MS, max_records=self.batcher.max_records)
+            )
+        waiters: set[asyncio.Future] = {self._poll, stop_waiter}
+        if self._inflight is not None:
+            waiters.add(self._inflight.task)
+        await asyncio.wait(waiters, timeout=self._idle_timeout(), return_when="FIRST_COMPLETED")
+        if self._poll.done():
+            fetched = self._poll.result()
+            self._poll = None
+            for messages in fetched.values():
+                self._accept(messages)
+        if self._inflight is not None and self._inflight.task.done():
+            await self._finish()
+        if self._inflight is None and not stop_waiter.done():
+            batch = self.batcher.cut(drain=self.window_open and self._window_fetched())
+            if batch:
+                self._launch(batch)
+        if (
+            self.window_open
+            and self._window_fetched()
+            and not self.batcher
+            and self._inflight is None
+        ):
+            self._close_window()
+        await self._refresh_lag()
+
+    def _idle_timeout(self) -> float:
+        timeout = 1.0
+        if self._inflight is None and (left := self.batcher.linger_left()) is not None:
+            timeout = min(timeout, left)
+        if self._next_window is not None:
+            timeout = min(timeout, (self._next_window - self.clock.now()).total_seconds())
+        return max(0.0, timeout)
+
+    def _accept(self, messages: list[ConsumerRecord]) -> None:
+        for message in messages:
+            tp = TopicPartition(message.topic, message.partition)
+            if not self.schedule.continuous:
+                end = self.window_ends.get(tp) if self.window_open else None
+                if end is None or message.offset >= end:
+                    # Outside the window (fetched just before a pause or a rebalance took
+                    # effect): leave this and the rest in Kafka for when the window has it.
+                    self.consumer.seek(tp, message.offset)
+                    break
+                self._fetched_to[tp] = message.offset + 1
+            self.batcher.add(self._entry(message))
+
+    def _entry(self, message: ConsumerRecord) -> Entry:
+        entry = Entry(
+            message.topic, message.partition, message.offset, message.key, message.value or b""
+        )
+        try:
+            routed = self.codec.decode("RoutedRecord", entry.value)
+        except CodecError as error:
+            log.warning("%s is not a RoutedRecord (%s): dead-lettering it", entry.where(), error)
+            entry.problem = ("undecodable", f"{error.kind}: {error}", type(error).__name__)
+            return entry
+        entry.record_id = routed["record_id"]
+        entry.routed = routed
+        try:
+            if routed["recipient"] != self.recipient:
+                raise MalformedRecord(
+                    "recipient", f"is {routed['recipient']!r}, but this outbox is {self.recipient}"
+                )
+            entry.request = request_record(routed)
+        except MalformedRecord as error:
+            log.warning("%s record %s: %s", entry.where(), entry.record_id, error)
+            entry.problem = ("malformed", str(error), type(error).__name__)
+            return entry
+        entry.request_json = record_json(entry.request)
+        entry.size = len(entry.request_json) + 1
+        return entry
+
+    def _launch(self, batch: list[Entry]) -> None:
+        settlement = Settlement()
+        task = asyncio.ensure_future(self.delivery.deliver(batch, settlement))
+        self._inflight = _InFlight(batch, task, settlement)
+
+    async def _finish(self) -> None:
+        """Write the settled part of the batch in flight to Kafka, then commit its offsets."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        async with self._finish_lock:
+            failure: BaseException | None = None
+            try:
+                await inflight.task
+            except (DeliveryAbandoned, asyncio.CancelledError):
+                log.info(
+                    "abandoned a batch with %d of %d records settled; the rest will be redelivered",
+                    len(inflight.settlement.settled), len(inflight.batch),
+                )  # fmt: skip
+            except Exception as error:  # a bug: keep what settled, then stop the sink
+                failure = error
+            await self._record(inflight.settlement)
+            await self._commit(inflight.batch, inflight.settlement)
+            if len(inflight.settlement.settled) == len(inflight.batch):
+                self.metrics.batch_seconds.labels(self.recipient).observe(
+                    time.monotonic() - inflight.started
+                )
+            if failure is not None:
+                raise failure
+
+    async def _record(self, settlement: Settlement) -> None:
+        """Produce receipts and dead letters and wait until Kafka has them all (acks=all)."""
+        sends = []
+        for done in settlement.delivered:
+            key, value = receipt_message(
+                done.entry, done.result, done.batch_id, self.recipient, done.at
+            )
+            payload = self.codec.encode("DeliveryReceipt", value)
+            sends.append(await self.producer.send(DELIVERY_RECEIPTS, payload, key=key))
+        for dead in settlement.rejected:
+            letter = dead_letter_message(
+                dead.entry,
+                recipient=self.recipient,
+                reason=dead.reason,
+                message=dead.message,
+                exception_class=dead.exception_class,
+                stage=self.stage,
+                component=f"{__name__}.{type(self).__name__}",
+                at=dead.at,
+            )
+            payload = self.codec.encode("DeadLetter", letter.value)
+            sends.append(
+                await self.producer.send(self.dlq, payload, key=letter.key, headers=letter.headers)
+            )
+            log.warning(
+                "dead-lettered %s record %s: %s %s",
+                dead.entry.where(), dead.entry.record_id, dead.reason, dead.message,
+            )  # fmt: skip
+        if sends:
+            await asyncio.gather(*sends)
+        for done in settlement.delivered:
+            self.metrics.delivered.labels(self.recipient, str(done.result.status)).inc()
+        for dead in settlement.rejected:
+            self.metrics.dead_lettered.labels(self.recipient, dead.reason).inc()
+
+    async def _commit(self, batch: list[Entry], settlement: Settlement) -> None:
+        """Commit, per partition, up to the first entry that has not settled."""
+        by_partition: dict[TopicPartition, list[Entry]] = defaultdict(list)
+        for entry in batch:
+            by_partition[entry.tp].append(entry)
+        offsets: dict[TopicPartition, int] = {}
+        for tp, entries in by_partition.items():
+            for entry in sorted(entries, key=lambda e: e.offset):
+                if entry not in settlement.settled:
+                    break
+                offsets[tp] = entry.offset + 1
+        owned = self.consumer.assignment()
+        offsets = {tp: o for tp, o in offsets.items() if tp in owned}
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as error:
+            # The partitions moved to another sink, which redelivers them: harmless.
+            log.warning("commit of %s failed (%s); they will be redelivered", offsets, error)
+            return
+        self._committed.update(offsets)
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        inflight = self._inflight
+        if inflight is not None and any(entry.tp in revoked for entry in inflight.batch):
+            done, _ = await asyncio.wait({inflight.task}, timeout=self.settings.sink_shutdown_grace)
+            if done and self._inflight is inflight:
+                await self._finish()
+            elif not done:
+                log.warning("a rebalance revoked partitions of the batch in flight; abandoning it")
+        async with self._finish_lock:
+            pass  # let a commit already under way finish while we still own the partitions
+        dropped = self.batcher.drop(revoked)
+        for tp in revoked:
+            self.window_ends.pop(tp, None)
+            self._fetched_to.pop(tp, None)
+            self._committed.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(self.recipient, str(tp.partition))
+        if dropped:
+            log.info("dropped %d unsent records of revoked partitions", dropped)
+
+    async def _wind_down(self) -> None:
+        self._stopping.set()
+        if self._poll is not None:
+            self._poll.cancel()
+            await asyncio.gather(self._poll, return_exceptions=True)
+            self._poll = None
+        inflight = self._inflight
+        if inflight is not None:
+            done, _ = await asyncio.wait({inflight.task}, timeout=self.settings.sink_shutdown_grace)
+            if not done:
+                inflight.task.cancel()
+            await self._finish()
+
+    # --- pausing and the schedule
+
+    def _apply_pauses(self) -> None:
+        assigned = self.consumer.assignment()
+        if self._next_window is not None:
+            wanted = set(assigned)  # between windows Kafka is the buffer
+        elif self._inflight is not None and self.batcher.full:
+            wanted = set(assigned)  # a full batch waits: stop fetching more for now
+        else:
+            wanted = {tp for tp in assigned if self._reached_window_end(tp)}
+        paused = self.consumer.paused() & assigned
+        if wanted - paused:
+            self.consumer.pause(*(wanted - paused))
+        if paused - wanted:
+            self.consumer.resume(*(paused - wanted))
+
+    def _reached_window_end(self, tp: TopicPartition) -> bool:
+        if not self.window_open or tp not in self.window_ends:
+            return False
+        return self._fetched_to.get(tp, 0) >= self.window_ends[tp]
+
+    def _window_fetched(self) -> bool:
+        assigned = self.consumer.assignment()
+        return bool(assigned) and all(self._reached_window_end(tp) for tp in assigned)
+
+    async def _follow_schedule(self) -> None:
+        if self._next_window is not None and self.clock.now() >= self._next_window:
+            self._next_window = None
+            self.window_ends = {}
+            self._fetched_to = {}
+            self.windows_opened += 1
+            log.info("delivery window %d opens", self.windows_opened)
+        if self._next_window is None:
+            await self._bound_window()
+
+    async def _bound_window(self) -> None:
+        """Read the end offsets of owned partitions that the window has no end for yet."""
+        missing = [tp for tp in self.consumer.assignment() if tp not in self.window_ends]
+        if not missing:
+            return
+        ends = await self.consumer.end_offsets(missing)
+        for tp in missing:
+            self._fetched_to[tp] = await self.consumer.position(tp)
+        self.window_ends.update(ends)
+        log.info(
+            "window %d drains up to %s",
+            self.windows_opened,
+            {f"{tp.topic}[{tp.partition}]": end for tp, end in sorted(ends.items())},
+        )
+
+    def _close_window(self) -> None:
+        self.windows_closed += 1
+        self._next_window = self.schedule.next_window(self.clock.now())
+        log.info("window %d drained; next window %s", self.windows_closed, self._next_window)
+
+    # --- metrics
+
+    async def _refresh_lag(self) -> None:
+        if time.monotonic() - self._lag_at < LAG_EVERY:
+            return
+        self._lag_at = time.monotonic()
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            if tp not in self._committed:
+                committed = await self.consumer.committed(tp)
+                if committed is None:
+                    committed = (await self.consumer.beginning_offsets([tp]))[tp]
+                self._committed[tp] = committed
+            self.metrics.lag.labels(self.recipient, str(tp.partition)).set(
+                max(0, highwater - self._committed[tp])
+            )

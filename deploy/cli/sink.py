@@ -1,0 +1,118 @@
+"""`lrx sink cmars`: deliver lrx.outbox.cmars to CMaRS."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from connectors.cmars.schedule import Schedule, ScheduleError
+from connectors.cmars.sink import CmarsSink, sink_group
+from connectors.cmars.telemetry import SinkMetrics
+from connectors.metrics import metrics_server
+from deploy.settings import Settings
+from schemas.topics import outbox_topic
+
+
+@click.group("sink")
+def command() -> None:
+    """Sink connectors: deliver an outbox topic to its recipient."""
+
+
+@command.command("cmars")
+@click.option(
+    "--recipient",
+    default="cmars",
+    show_default=True,
+    help="Recipient id whose outbox (lrx.outbox.<id>) goes to the CMaRS API at LRX_CMARS_URL.",
+)
+@click.option(
+    "--schedule",
+    "schedule_text",
+    default=None,
+    help="'continuous' or a cron expression; overrides LRX_SINK_SCHEDULE.",
+)
+@click.option(
+    "--now",
+    "open_now",
+    is_flag=True,
+    help="With a cron schedule: open a delivery window at once, then follow the schedule.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show what is waiting per partition, the target and the schedule; send nothing.",
+)
+@click.pass_obj
+def cmars(
+    settings: Settings, recipient: str, schedule_text: str | None, open_now: bool, dry_run: bool
+) -> None:
+    """Deliver routed records to CMaRS in batches until SIGTERM or Ctrl-C.
+
+    Batches by count, bytes and linger (LRX_SINK_BATCH_*), retries transient
+    failures with backoff, pauses on a refused credential, dead-letters rejected
+    records to lrx.dlq.<recipient>, writes a receipt per delivered record to
+    lrx.delivery-receipts, and commits offsets only once a batch has settled.
+    Metrics are on LRX_METRICS_PORT (0: off).
+    """
+    try:
+        schedule = Schedule.parse(schedule_text or settings.sink_schedule, settings.sink_timezone)
+    except ScheduleError as error:
+        raise click.UsageError(str(error)) from None
+    if dry_run:
+        asyncio.run(_show_backlog(settings, recipient, schedule))
+        return
+    asyncio.run(_run(settings, recipient, schedule, open_now))
+
+
+async def _run(settings: Settings, recipient: str, schedule: Schedule, open_now: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    metrics = SinkMetrics.create(recipient)
+    async with (
+        metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port),
+        CmarsSink(
+            settings, recipient, schedule=schedule, metrics=metrics, open_window_now=open_now
+        ) as sink,
+    ):
+        click.echo(
+            f"sink {outbox_topic(recipient)} -> {settings.cmars_url} "
+            f"({schedule.describe()}, group {sink_group(settings, recipient)})"
+        )
+        await sink.run(stop)
+    click.echo("sink stopped")
+
+
+async def _show_backlog(settings: Settings, recipient: str, schedule: Schedule) -> None:
+    topic = outbox_topic(recipient)
+    consumer = AIOKafkaConsumer(
+        group_id=sink_group(settings, recipient),
+        enable_auto_commit=False,
+        **settings.kafka_client_options(),
+    )
+    await consumer.start()
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            await consumer.topics()
+            partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            raise click.ClickException(f"topic {topic} does not exist; run `lrx topics create`")
+        tps = [TopicPartition(topic, p) for p in partitions]
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        total = 0
+        for tp in tps:
+            committed = await consumer.committed(tp)
+            waiting = ends[tp] - (committed if committed is not None else starts[tp])
+            total += waiting
+            click.echo(f"{topic}[{tp.partition}]: committed {committed}, end {ends[tp]}, "
+                       f"waiting {waiting}")  # fmt: skip
+    finally:
+        await consumer.stop()
+    click.echo(f"{total} waiting; would send to {settings.cmars_url} ({schedule.describe()})")
