@@ -194,8 +194,11 @@ class EmbeddedBroker:
         ]  # fmt: skip
 
     def _format_storage(self) -> None:
-        # Kafka's cluster ids are 16 random bytes in unpadded url-safe base64.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # Kafka's cluster ids are 16 random bytes in unpadded url-safe base64. Like Kafka's
+        # own Uuid.randomUuid, refuse a leading "-": the command line would read it as a flag.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         command = self._java_command(
             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file)
         )

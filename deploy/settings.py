@@ -97,6 +97,71 @@ class Settings:
         "IANA time zone of the reporting period's boundaries.",
     )
 
+    # --- Stream processing (streams/app.py, `lrx worker`): the Faust worker.
+    app_id: str = setting(
+        "LRX_APP_ID",
+        "lrx-pipeline",
+        "Faust app id: the workers' consumer group and the prefix of their table changelogs. "
+        "Workers with the same id share the partitions.",
+    )
+    worker_web_port: int = setting(
+        "LRX_WORKER_WEB_PORT",
+        0,
+        "Port of Faust's web server (stats, health); 0 turns it off, so several workers "
+        "can run on one machine.",
+    )
+    store: str = setting(
+        "LRX_STORE",
+        "memory://",
+        "Faust table store: memory:// (tables rebuilt from their changelogs at start) or "
+        "rocksdb:// (needs the rocksdict package).",
+    )
+    pending_sweep_interval: float = setting(
+        "LRX_PENDING_SWEEP_INTERVAL",
+        60.0,
+        "Seconds between checks for pending records whose reporting period has closed; "
+        "those become ineligible with the reason they were held for.",
+    )
+    pipeline_clock: str = setting(
+        "LRX_PIPELINE_CLOCK",
+        "",
+        "ISO 8601 instant the worker takes as its start time (the clock then runs on from "
+        "it), for tests and drills of a period change. Empty: the real clock.",
+    )
+
+    # --- LMS ingress (connectors/gateway, connectors/lms, `lrx gateway`, `lrx publish`).
+    ingest_tokens: tuple[str, ...] = setting(
+        "LRX_INGEST_TOKENS",
+        ("demo-site:demo-token",),
+        "Comma-separated site:token pairs. Moodle event data names no site, so the bearer "
+        "token a request presents decides which hospital site its records belong to.",
+    )
+    site_urls: tuple[str, ...] = setting(
+        "LRX_SITE_URLS",
+        (),
+        "Comma-separated site=URL pairs. When set, an xAPI actor's account.homePage must "
+        "be the URL of the posting credential's site.",
+    )
+    gateway_port: int = setting("LRX_GATEWAY_PORT", 8088, "Port of `lrx gateway`.")
+    gateway_max_body: int = setting(
+        "LRX_GATEWAY_MAX_BODY",
+        4 * 1024 * 1024,
+        "Largest request body the gateway accepts, in bytes; larger ones get 413.",
+    )
+    ingest_kafka_timeout: float = setting(
+        "LRX_INGEST_KAFKA_TIMEOUT",
+        10.0,
+        "Seconds the gateway waits for Kafka to acknowledge a write before answering 503.",
+    )
+
+    # --- Admin commands (`lrx users import`, `lrx recipients`).
+    admin_kafka_timeout: float = setting(
+        "LRX_ADMIN_KAFKA_TIMEOUT",
+        30.0,
+        "Seconds `lrx users import` and `lrx recipients` wait for Kafka (a compacted topic "
+        "read that makes no progress, or writes not acknowledged) before giving up.",
+    )
+
     # --- The embedded broker (deploy/kafka), used when LRX_KAFKA_BOOTSTRAP is empty.
     broker_port: int = setting("LRX_BROKER_PORT", 9092, "Client port of the embedded broker.")
     broker_controller_port: int = setting(
@@ -276,9 +341,20 @@ class Settings:
             )
         if self.kafka_security_protocol.startswith("SASL") and not self.kafka_sasl_mechanism:
             raise SettingsError("LRX_KAFKA_SASL_MECHANISM is required with SASL")
+        self.site_of_token()
+        self.site_url_map()
         for name in ("broker_port", "replication_factor"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{_env_of(name)} must be at least 1")
+
+    def site_of_token(self) -> dict[str, str]:
+        """Bearer token -> site, from LRX_INGEST_TOKENS."""
+        return dict(
+            reversed(_pair(entry, ":", "LRX_INGEST_TOKENS")) for entry in self.ingest_tokens
+        )
+
+    def site_url_map(self) -> dict[str, str]:
+        return dict(_pair(entry, "=", "LRX_SITE_URLS") for entry in self.site_urls)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -322,6 +398,13 @@ class Settings:
                 default = _display_path(default)
             rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
         return rows
+
+
+def _pair(entry: str, separator: str, env: str) -> tuple[str, str]:
+    left, found, right = entry.partition(separator)
+    if not found or not left.strip() or not right.strip():
+        raise SettingsError(f"{env}: {entry!r} is not of the form a{separator}b")
+    return left.strip(), right.strip()
 
 
 def _env_of(name: str) -> str:

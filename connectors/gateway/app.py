@@ -1,0 +1,214 @@
+"""`lrx gateway`: the aiohttp app that takes LMS input and answers 202 only once Kafka has it.
+
+Every endpoint needs a bearer token (LRX_INGEST_TOKENS); the token decides the site.
+A batch is all or nothing: one bad item rejects the whole body with a 400 that
+lists every problem with its path. Errors become HTTP answers in one middleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from connectors.lms.formats import LmsContext, map_batch
+from connectors.lms.learning_record_json import user_profile_from_json
+from connectors.lms.problems import FieldReader, InvalidInput, Problem
+from connectors.lms.publisher import KafkaUnavailable, LmsPublisher
+from deploy.settings import Settings
+
+__all__ = ["create_app", "PUBLISHER", "SETTINGS"]
+
+log = logging.getLogger(__name__)
+
+OPENAPI = Path(__file__).with_name("openapi.yaml")
+SETTINGS = web.AppKey("settings", Settings)
+PUBLISHER = web.AppKey("publisher", LmsPublisher)
+METRICS = web.AppKey("metrics", "GatewayMetrics")
+SITE = web.RequestKey("site", str)  # the site the bearer token belongs to
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.yaml", "/metrics"}
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.accepted = Counter(
+            "lrx_gateway_records_accepted", "Records stored in Kafka", ["kind"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.ignored = Counter(
+            "lrx_gateway_events_ignored", "Events or statements that carry no completion",
+            ["format"], registry=self.registry,
+        )  # fmt: skip
+        self.rejected = Counter(
+            "lrx_gateway_requests_rejected", "Requests answered 4xx or 503", ["status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "lrx_gateway_request_seconds", "Time to answer a request, Kafka write included",
+            ["path"], registry=self.registry,
+        )  # fmt: skip
+
+
+def create_app(settings: Settings, publisher: LmsPublisher | None = None) -> web.Application:
+    """The gateway app. Pass a started publisher to share one; else the app owns its own."""
+    app = web.Application(
+        client_max_size=settings.gateway_max_body, middlewares=[error_middleware, auth_middleware]
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = GatewayMetrics()
+    if publisher is not None:
+        app[PUBLISHER] = publisher
+    else:
+        app.cleanup_ctx.append(_publisher_context)
+    app.router.add_post("/v1/learning-records", _completions("lrx"))
+    app.router.add_post("/v1/moodle/events", _completions("moodle"))
+    app.router.add_post("/xapi/statements", _completions("xapi"))
+    app.router.add_post("/v1/users", post_users)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.yaml", openapi)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def _publisher_context(app: web.Application) -> AsyncIterator[None]:
+    async with LmsPublisher(app[SETTINGS]) as publisher:
+        app[PUBLISHER] = publisher
+        yield
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    site = request.app[SETTINGS].site_of_token().get(token.strip())
+    if scheme.lower() != "bearer" or site is None:
+        raise web.HTTPUnauthorized(
+            text=json.dumps({"error": "a valid bearer token is required"}),
+            content_type="application/json",
+            headers={"WWW-Authenticate": 'Bearer realm="lrx"'},
+        )
+    request[SITE] = site
+    return await handler(request)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    began = time.perf_counter()
+    try:
+        return await handler(request)
+    except InvalidInput as error:
+        metrics.rejected.labels("400").inc()
+        return web.json_response(
+            {"error": "invalid input", "errors": [p.as_json() for p in error.problems]},
+            status=400,
+        )
+    except KafkaUnavailable as error:
+        metrics.rejected.labels("503").inc()
+        return web.json_response(
+            {"error": f"not stored: {error}; retry later"},
+            status=503,
+            headers={"Retry-After": "5"},
+        )
+    except web.HTTPException as error:
+        if error.status >= 400:
+            metrics.rejected.labels(str(error.status)).inc()
+        raise
+    finally:
+        if request.match_info.route.resource is not None:
+            path = request.match_info.route.resource.canonical
+            metrics.latency.labels(path).observe(time.perf_counter() - began)
+
+
+async def read_json(request: web.Request) -> object:
+    if request.content_type != "application/json":
+        raise InvalidInput([Problem("", "Content-Type must be application/json")])
+    body = await request.read()  # raises 413 past client_max_size
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidInput([Problem("", f"the body is not valid JSON: {error}")]) from None
+
+
+def _completions(fmt: str) -> Handler:
+    async def post_completions(request: web.Request) -> web.Response:
+        settings = request.app[SETTINGS]
+        context = LmsContext(request[SITE], settings.site_url_map())
+        batch = map_batch(fmt, await read_json(request), context, datetime.now(UTC))
+        await request.app[PUBLISHER].publish_records(batch.records)
+        metrics = request.app[METRICS]
+        metrics.accepted.labels("learning_record").inc(len(batch.records))
+        metrics.ignored.labels(fmt).inc(batch.ignored)
+        return web.json_response(
+            {
+                "accepted": len(batch.records),
+                "ignored": batch.ignored,
+                "record_ids": [r["record_id"] for r in batch.records],
+            },
+            status=202,
+        )
+
+    return post_completions
+
+
+async def post_users(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise InvalidInput([Problem("", "the batch is empty")])
+    now = datetime.now(UTC)
+    profiles, problems = [], []
+    for index, item in enumerate(items):
+        reader = FieldReader(item, f"[{index}]" if isinstance(body, list) else "")
+        profile = None if reader.problems else user_profile_from_json(reader, request[SITE], now)
+        problems += reader.problems
+        if profile is not None:
+            profiles.append(profile)
+    if problems:
+        raise InvalidInput(problems)
+    await request.app[PUBLISHER].publish_profiles(profiles)
+    request.app[METRICS].accepted.labels("user_profile").inc(len(profiles))
+    return web.json_response({"accepted": len(profiles)}, status=202)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when Kafka answers a metadata request, so a load balancer can route away."""
+    client = request.app[PUBLISHER].producer.client
+    try:
+        async with asyncio.timeout(3):
+            metadata = await client.fetch_all_metadata()
+        ready = bool(metadata.brokers())
+    except Exception as error:  # noqa: BLE001 - any failure means not ready
+        log.info("readyz: Kafka not answering: %r", error)
+        ready = False
+    return web.json_response(
+        {"status": "ready" if ready else "kafka unavailable"}, status=200 if ready else 503
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(text=OPENAPI.read_text(), content_type="application/yaml")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS].registry
+    return web.Response(
+        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
