@@ -1,0 +1,52 @@
+"""`lrx worker`: run the stream processing worker (the Faust app in streams/app.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import click
+
+from deploy.settings import Settings
+from deploy.topic_provisioning import describe_catalogue
+
+
+@click.command("worker")
+@click.option(
+    "--loglevel",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Log level of the worker and Faust.",
+)
+@click.pass_obj
+def command(settings: Settings, loglevel: str) -> None:
+    """Run a worker that enriches, checks and routes every learning record.
+
+    It reads lms.learning-records and lms.user-profiles, and the course
+    subscriptions of lrx.course-recipients whole; it writes lrx.outbox.<recipient>,
+    lrx.ineligible and lrx.pending. Workers with the same LRX_APP_ID share the
+    partitions; set LRX_WORKER_WEB_PORT to give each its own Faust web port
+    (0, the default, turns the web server off). Stop it with Ctrl-C or SIGTERM.
+
+    The topics must exist first: `lrx topics create`.
+    """
+    missing = [s.topic.name for s in asyncio.run(describe_catalogue(settings)) if not s.exists]
+    if missing:
+        raise click.ClickException(
+            f"topic(s) {', '.join(missing)} do not exist on {settings.bootstrap_servers}; "
+            "run `lrx topics create` first"
+        )
+    import faust  # imported here: faust is slow to import and only the worker needs it
+
+    from streams.app import create_app
+
+    logging.getLogger().setLevel(loglevel.upper())
+    pipeline = create_app(settings)
+    worker = faust.Worker(
+        pipeline.app,
+        loglevel=loglevel.upper(),
+        quiet=True,
+        override_logging=False,
+    )
+    worker.execute_from_commandline()

@@ -1,0 +1,288 @@
+"""The Faust app: one agent routes learning records and applies profile changes.
+
+Learning records and user profiles are both keyed by site/user, so a single
+agent reads the two topics, co-partitioned, one event at a time: a profile and a
+record of the same user are never handled at once, and the users and activity
+completions tables live on the worker that owns the user's partition.
+
+`concurrency=1` and at-least-once processing: faust-streaming can commit past an
+in-flight event with more (faust #606), and its exactly_once mode has open
+duplicate and crash reports (#517, #177, #323, #440). Duplicates after a crash
+are instead prevented by the decision log (streams/decision_log.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from deploy.settings import Settings
+from schemas.codec import Codec
+from schemas.topics import LEARNING_RECORDS, PIPELINE_DEAD_LETTERS, USER_PROFILES, user_key
+from streams.colleges import CollegeRegistry
+from streams.decision_log import read_decision_log
+from streams.faust_codec import CODEC_NAME, Decoded, register_codec
+from streams.messages import MessageWriter
+from streams.pipeline import Clock, Pipeline
+from streams.recipients import RecipientDirectory
+from streams.reporting_period import ReportingCalendar
+from streams.routing import RoutingRules
+from streams.subscriptions import SubscriptionReader
+
+__all__ = ["create_app", "clock_from_settings", "PipelineApp"]
+
+log = logging.getLogger(__name__)
+
+STAGE = "streams.pipeline"
+
+
+class FaustOutputs:
+    """Outputs through the app's producer, so Faust flushes them before committing offsets."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        await self.app.producer.send(topic, key, value, partition, None, headers)
+
+    async def flush(self) -> None:
+        await self.app.producer.flush()
+
+
+class PipelineApp:
+    """The Faust app with the pipeline and subscription reader it drives."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.codec = Codec.default()
+        register_codec(self.codec)
+        self.clock = clock or clock_from_settings(settings)
+        (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
+        self.app = faust.App(settings.app_id, **faust_settings(settings))
+        directory = RecipientDirectory.from_settings(
+            settings.recipients, settings.recipient_aliases
+        )
+        self.subscriptions = SubscriptionReader(settings, self.codec, directory)
+        rules = RoutingRules(
+            colleges=CollegeRegistry.load(settings.colleges_file),
+            directory=directory,
+            calendar=ReportingCalendar.parse(settings.period_start, settings.period_timezone),
+        )
+        table_options: dict[str, Any] = {
+            "partitions": settings.topic_partitions,
+            "key_type": str,
+        }
+        self.users = self.app.Table(
+            "users", help="OCI ID (or why none) per site/user", **table_options
+        )
+        self.completions = self.app.Table(
+            "activity-completions",
+            help="completed activity cmids per site/user, with their completion times",
+            **table_options,
+        )
+
+        async def read_logs(partitions: Any) -> Any:
+            return await read_decision_log(settings, self.codec, partitions)
+
+        self.pipeline = Pipeline(
+            rules,
+            MessageWriter(self.codec),
+            FaustOutputs(self.app),
+            read_logs,
+            self.users,
+            self.completions,
+            self.subscriptions,
+            self.clock,
+        )
+        self._wire()
+
+    def _wire(self) -> None:
+        app = self.app
+        inputs = app.topic(
+            LEARNING_RECORDS,
+            USER_PROFILES,
+            key_type=bytes,
+            key_serializer="raw",
+            value_serializer=CODEC_NAME,
+        )
+
+        @app.agent(inputs, name="route-records", concurrency=1)
+        async def route_records(stream: faust.Stream) -> None:
+            # Faust acks an event when the loop body is left, even by cancellation at
+            # shutdown; acking only after handling keeps an interrupted event uncommitted.
+            events = stream.noack()
+            async for event in events.events():
+                await self.handle(event)
+                await events.ack(event)
+
+        @app.task
+        async def read_subscriptions() -> None:
+            await self.subscriptions.run()
+
+        @app.timer(interval=self.settings.pending_sweep_interval)
+        async def close_periods() -> None:
+            if app.rebalancing or not app.tables.recovery.completed.is_set():
+                return
+            if not self.subscriptions.ready.is_set():
+                return
+            partitions = self.assigned_partitions()
+            closed = await self.pipeline.close_periods(partitions)
+            if closed:
+                log.info("%s held records closed with their period", closed)
+
+        @app.on_partitions_revoked.connect
+        async def forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+            await self.pipeline.forget(
+                tp.partition for tp in revoked if tp.topic == LEARNING_RECORDS
+            )
+
+        self.route_records = route_records
+
+    def assigned_partitions(self) -> set[int]:
+        return {
+            tp.partition for tp in self.app.consumer.assignment() if tp.topic == LEARNING_RECORDS
+        }
+
+    async def handle(self, event: Any) -> None:
+        """Handle one input event; anything that cannot be handled is dead-lettered."""
+        message = event.message
+        value: Decoded | None = event.value
+        await self.subscriptions.ready.wait()
+        try:
+            problem = await self._dispatch(message, value)
+        except Exception as error:  # one bad event must not stop the partition
+            log.exception(
+                "%s[%s]@%s could not be processed", message.topic, message.partition, message.offset
+            )
+            problem = ("unprocessable", f"{type(error).__name__}: {error}")
+        if problem is not None:
+            await self.dead_letter(message, value, *problem)
+
+    async def _dispatch(self, message: Any, value: Decoded | None) -> tuple[str, str] | None:
+        key: bytes | None = message.key
+        partition: int = message.partition
+        if message.topic == USER_PROFILES:
+            if key is None:
+                return "missing_key", "a user profile has no key (site/user)"
+            if value is None:
+                await self.pipeline.on_profile(partition, key, None)
+                return None
+            if value.error is not None:
+                return value.error.kind, str(value.error)
+            if value.name != "UserProfile":
+                return "wrong_schema", f"{value.name} on {USER_PROFILES}, expected UserProfile"
+            assert value.record is not None
+            expected = user_key(value.record["site"], value.record["user_id"])
+            if key != expected:
+                return "wrong_key", f"key {key!r} is not site/user {expected!r}"
+            await self.pipeline.on_profile(partition, key, value.record)
+            return None
+        if value is None:
+            return "tombstone", f"{LEARNING_RECORDS} takes no tombstones"
+        if value.error is not None:
+            return value.error.kind, str(value.error)
+        if value.name != "LearningRecord":
+            return "wrong_schema", f"{value.name} on {LEARNING_RECORDS}, expected LearningRecord"
+        assert value.record is not None
+        expected = user_key(value.record["site"], value.record["user_id"])
+        if key != expected:
+            return "wrong_key", f"key {key!r} is not site/user {expected!r}"
+        await self.pipeline.on_learning_record(partition, key, value.record, value.raw)
+        return None
+
+    async def dead_letter(self, message: Any, value: Decoded | None, code: str, text: str) -> None:
+        now = self.clock()
+        record_id = None
+        if value is not None and value.record is not None:
+            record_id = value.record.get("record_id")
+        dead = {
+            "recipient": "",
+            "record_id": record_id,
+            "reason_code": code,
+            "error_message": text,
+            "attempts": 1,
+            "first_attempt_at": now,
+            "last_attempt_at": now,
+            "source_topic": message.topic,
+            "source_partition": message.partition,
+            "source_offset": message.offset,
+            "original_key": message.key,
+            "original_value": value.raw if value is not None else b"",
+            "stage": STAGE,
+        }
+        log.warning(
+            "%s[%s]@%s dead-lettered to %s: %s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            PIPELINE_DEAD_LETTERS,
+            code,
+            text,
+        )
+        encoded = self.codec.encode("DeadLetter", dead)
+        await self.app.producer.send(PIPELINE_DEAD_LETTERS, message.key, encoded, None, None, None)
+
+
+def faust_settings(settings: Settings) -> dict[str, Any]:
+    """faust.App keyword arguments from our settings."""
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        "store": settings.store,
+        "autodiscover": False,
+        "processing_guarantee": "at_least_once",
+        "stream_wait_empty": True,
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "topic_disable_leader": True,
+        "table_standby_replicas": 0,
+        "consumer_auto_offset_reset": "earliest",
+        "datadir": str(settings.run_dir / "faust" / settings.app_id),
+        "web_enabled": settings.worker_web_port > 0,
+        "web_port": settings.worker_web_port or 6066,
+        "web_host": "127.0.0.1",
+    }
+    credentials = _credentials(settings)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
+    return options
+
+
+def _credentials(settings: Settings) -> Any:
+    client = settings.kafka_client_options()
+    protocol = settings.kafka_security_protocol
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=client.get("ssl_context"),
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(client["ssl_context"])
+    return None
+
+
+def clock_from_settings(settings: Settings) -> Clock:
+    """The real clock, or one started at LRX_PIPELINE_CLOCK that runs on from there."""
+    if not settings.pipeline_clock:
+        return lambda: datetime.now(UTC)
+    start = datetime.fromisoformat(settings.pipeline_clock)
+    if start.tzinfo is None:
+        raise ValueError(f"LRX_PIPELINE_CLOCK={settings.pipeline_clock!r} needs a time zone")
+    began = time.monotonic()
+    return lambda: datetime.fromtimestamp(start.timestamp() + time.monotonic() - began, UTC)
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> PipelineApp:
+    return PipelineApp(settings, clock)

@@ -1,0 +1,71 @@
+"""The lrx Avro codec, plugged into faust's codec registry as `lrx-avro`.
+
+Topics of the pipeline name `value_serializer="lrx-avro"`, so agents receive
+decoded messages and send `Outgoing` values without encoding by hand.
+
+Decoding never raises: faust would log an undecodable value and move past it,
+losing it. Instead the agent receives a `Decoded` that carries the error and
+the exact bytes, and dead-letters it itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from faust.serializers import codecs
+
+from schemas.codec import Codec, CodecError
+
+__all__ = ["CODEC_NAME", "Decoded", "Outgoing", "AvroFaustCodec", "register_codec"]
+
+CODEC_NAME = "lrx-avro"
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A consumed value: its message name and record, or why it could not be read."""
+
+    raw: bytes
+    name: str | None = None
+    record: dict[str, Any] | None = None
+    error: CodecError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A value to send: a record of message `name`, or bytes already encoded as one."""
+
+    name: str
+    record: dict[str, Any] | None = None
+    encoded: bytes | None = None
+
+
+class AvroFaustCodec(codecs.Codec):
+    """faust codec over schemas.codec: single-object Avro in, `Decoded` out."""
+
+    def __init__(self, codec: Codec, **kwargs: Any) -> None:
+        self.codec = codec
+        super().__init__(**kwargs)
+
+    def _loads(self, data: bytes) -> Decoded:
+        try:
+            name, record = self.codec.decode_any(data)
+        except CodecError as error:
+            return Decoded(raw=bytes(data), error=error)
+        return Decoded(raw=bytes(data), name=name, record=record)
+
+    def _dumps(self, value: Outgoing | bytes) -> bytes:
+        if isinstance(value, bytes | bytearray):
+            return bytes(value)
+        if value.encoded is not None:
+            return value.encoded
+        return self.codec.encode(value.name, value.record or {})
+
+    def clone(self, *children: codecs.CodecT) -> codecs.CodecT:
+        return type(self)(self.codec, children=(*self.children, *children))
+
+
+def register_codec(codec: Codec) -> None:
+    """Make `lrx-avro` available to every faust topic of this process."""
+    codecs.register(CODEC_NAME, AvroFaustCodec(codec))

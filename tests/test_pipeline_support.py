@@ -1,0 +1,234 @@
+"""Helpers of the pipeline tests: record builders, publishing, reading topics, worker processes.
+
+No tests here; test_pipeline_*.py import from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from deploy.settings import REPO_ROOT, Settings
+from schemas.codec import Codec
+from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
+from streams.record_identity import record_id_of
+from streams.subscriptions import partitions_of
+
+CODEC = Codec.default()
+SITE = "sunnybrook"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def learning_record(
+    user: str,
+    course: str,
+    completed: str,
+    *,
+    site: str = SITE,
+    source: str = "course_completion",
+    state: str = "complete",
+    cmid: str | None = None,
+    voided: bool = False,
+    expires: str | None = None,
+) -> dict[str, Any]:
+    record = {
+        "record_id": "",
+        "site": site,
+        "user_id": user,
+        "course": {"id": course, "shortname": f"C{course}", "idnumber": None},
+        "activity": {"cmid": cmid, "name": f"activity {cmid}", "modname": "scorm"}
+        if cmid
+        else None,
+        "completion_state": state,
+        "completed_at": at(completed),
+        "source": source,
+        "voided": voided,
+        "expires_at": at(expires) if expires else None,
+        "origin": {"moodle_event": None, "moodle_object_id": None, "xapi_statement_id": None},
+        "published_at": datetime.now(UTC),
+    }
+    record["record_id"] = record_id_of(record)
+    return record
+
+
+def profile(user: str, oci_id: str | None, *, site: str = SITE, deleted: bool = False) -> dict:
+    return {
+        "site": site,
+        "user_id": user,
+        "username": f"user{user}",
+        "firstname": None,
+        "lastname": None,
+        "email": None,
+        "oci_id": oci_id,
+        "suspended": False,
+        "deleted": deleted,
+        "modified_at": datetime.now(UTC),
+    }
+
+
+def course_recipients(
+    course: str, recipients: list[str], required: Iterable[str] = (), *, site: str = SITE
+) -> dict:
+    return {
+        "site": site,
+        "course_id": course,
+        "recipients": recipients,
+        "required_activities": list(required),
+        "changed_by": "admin",
+        "changed_at": datetime.now(UTC),
+    }
+
+
+def record_message(record: dict) -> tuple[str, bytes, bytes]:
+    key = user_key(record["site"], record["user_id"])
+    return LEARNING_RECORDS, key, CODEC.encode("LearningRecord", record)
+
+
+def profile_message(value: dict) -> tuple[str, bytes, bytes]:
+    key = user_key(value["site"], value["user_id"])
+    return USER_PROFILES, key, CODEC.encode("UserProfile", value)
+
+
+def subscription_message(value: dict) -> tuple[str, bytes, bytes]:
+    key = course_key(value["site"], value["course_id"])
+    return COURSE_RECIPIENTS, key, CODEC.encode("CourseRecipients", value)
+
+
+async def publish(settings: Settings, messages: Iterable[tuple[str, bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=5, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(t, value, key=key) for t, key, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@dataclass(frozen=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: dict | None
+
+
+async def read_topic(settings: Settings, topic: str, decode: bool = True) -> list[Consumed]:
+    """Every message of the topic up to its current end (committed transactions only)."""
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_options(),
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    found: list[Consumed] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in await partitions_of(settings, topic)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp, end in ends.items() if end > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for messages in batches.values():
+                for m in messages:
+                    value = None
+                    if m.value is not None:
+                        value = CODEC.decode_any(m.value)[1] if decode else {"raw": m.value}
+                    found.append(Consumed(m.topic, m.partition, m.offset, m.key, value))
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def still_pending(messages: list[Consumed]) -> dict[str, dict]:
+    """Record id -> LearningRecord of lrx.pending after its tombstones."""
+    latest: dict[str, dict | None] = {}
+    for m in sorted(messages, key=lambda m: (m.partition, m.offset)):
+        latest[m.key.decode()] = m.value
+    return {k: v for k, v in latest.items() if v is not None}
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.5
+) -> None:
+    """Poll an async condition until it holds; fail naming `what` after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(poll)
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRX_")}
+    env.update(
+        LRX_BROKER_PORT=str(settings.broker_port),
+        LRX_RUN_DIR=str(settings.run_dir),
+        LRX_TOPIC_PARTITIONS=str(settings.topic_partitions),
+    )
+    if settings.kafka_bootstrap:
+        env["LRX_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+    env.update(extra)
+    return env
+
+
+class WorkerProcess:
+    """`lrx worker` as a child process, stopped by its own PID."""
+
+    def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
+        self.env = settings_env(settings, **env)
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it until it exits
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("lrx")), "worker"],
+            env=self.env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
