@@ -35,6 +35,11 @@ COURSE_RECIPIENTS = "lrx.course-recipients"
 INELIGIBLE = "lrx.ineligible"
 PENDING = "lrx.pending"
 DELIVERY_RECEIPTS = "lrx.delivery-receipts"
+# Input the stream processor cannot read or handle (streams/app.py), with its exact bytes.
+PIPELINE_DEAD_LETTERS = "lrx.dlq.pipeline"
+# The stream processor writes its outputs (outbox, ineligible, pending) to the
+# partition of the input record's user, not by hash of their key, so that a worker
+# can read back the decisions of the partitions it owns (streams/decision_log.py).
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,11 @@ def catalogue(partitions: int, recipients: Iterable[str]) -> list[Topic]:
             DELIVERY_RECEIPTS, partitions, "recipient/record id", "DeliveryReceipt",
             "The ledger: what each recipient accepted, when, in which batch.",
             compacted=True,
+        ),
+        Topic(
+            PIPELINE_DEAD_LETTERS, 1, "site/user", "DeadLetter",
+            "Input the stream processor could not read or handle, with the reason.",
+            retention_ms=AUDIT_RETENTION_MS,
         ),
     ]  # fmt: skip
     for recipient in recipients:
