@@ -1,0 +1,114 @@
+"""Reading a compacted topic whole: the latest value of every key, as of now.
+
+The admin commands (`lrx users import`, `lrx recipients`) need the current state
+of a small keyed topic before they change it, not a stream of changes; a
+consumer without a group reads every partition from its start up to the end
+offset it found when it began, so the read always finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from deploy.settings import Settings
+
+from .publisher import KafkaUnavailable
+
+__all__ = ["LatestValue", "TopicMissing", "KafkaStalled", "read_compacted_topic"]
+
+log = logging.getLogger(__name__)
+
+
+class TopicMissing(LookupError):
+    """The topic does not exist on the cluster."""
+
+
+class KafkaStalled(KafkaUnavailable):
+    """Reading made no progress for LRX_ADMIN_KAFKA_TIMEOUT seconds."""
+
+
+@dataclass(frozen=True)
+class LatestValue:
+    """The newest value of one key, with where it was read (for error messages)."""
+
+    value: bytes
+    partition: int
+    offset: int
+
+
+async def read_compacted_topic(
+    settings: Settings, topic: str, *, key_prefix: bytes = b""
+) -> dict[bytes, LatestValue]:
+    """Key -> latest value of `topic`, tombstoned keys left out.
+
+    Only keys starting with `key_prefix` are kept (e.g. b"site/" for one site),
+    so that callers decode no more than they need. Raises TopicMissing, or
+    KafkaUnavailable (KafkaStalled when reading stops making progress).
+    """
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=int(settings.admin_kafka_timeout * 1000) + 5000,
+        **settings.kafka_client_options(),
+    )
+    try:
+        await consumer.start()
+        try:
+            return await _read_to_end(consumer, settings, topic, key_prefix)
+        finally:
+            await consumer.stop()
+    except KafkaError as error:
+        raise KafkaUnavailable(
+            f"reading {topic} from {settings.bootstrap_servers} failed: {error!r}"
+        ) from error
+
+
+async def _read_to_end(
+    consumer: AIOKafkaConsumer, settings: Settings, topic: str, key_prefix: bytes
+) -> dict[bytes, LatestValue]:
+    await consumer.topics()  # fills the cluster metadata, so an unknown topic shows as None
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise TopicMissing(
+            f"topic {topic} does not exist on {settings.bootstrap_servers}; "
+            "create the topics with `lrx topics create`"
+        )
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    ends = await consumer.end_offsets(tps)
+    remaining = {tp for tp in tps if ends[tp] > 0}
+    latest: dict[bytes, LatestValue] = {}
+    last_progress = time.monotonic()
+    while remaining:
+        batches = await consumer.getmany(*remaining, timeout_ms=500)
+        for tp, messages in batches.items():
+            for message in messages:
+                if message.offset >= ends[tp]:
+                    break  # written after we started: not part of "now"
+                key = message.key or b""
+                if not key.startswith(key_prefix):
+                    continue
+                if message.value is None:
+                    latest.pop(key, None)
+                else:
+                    latest[key] = LatestValue(message.value, tp.partition, message.offset)
+        if batches:
+            last_progress = time.monotonic()
+        # Position, not the last offset seen: compaction and transaction markers leave gaps.
+        for tp in list(remaining):
+            if await consumer.position(tp) >= ends[tp]:
+                remaining.discard(tp)
+        if remaining and time.monotonic() - last_progress > settings.admin_kafka_timeout:
+            raise KafkaStalled(
+                f"reading {topic} made no progress for {settings.admin_kafka_timeout:g}s "
+                f"(LRX_ADMIN_KAFKA_TIMEOUT); partitions left: "
+                f"{', '.join(str(tp.partition) for tp in sorted(remaining))}"
+            )
+    log.debug("read %s whole: %d live keys", topic, len(latest))
+    return latest

@@ -1,0 +1,104 @@
+"""The users a site already has, as the LMS published them to lms.user-profiles.
+
+The CSV import needs two lookups the topic's keys (site/user id) do not give:
+username -> user, because Moodle's upload file carries no internal user id, and
+canonical OCI ID -> users, to find an OCI ID that another user already holds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from deploy.settings import Settings
+from schemas.codec import Codec, CodecError
+from schemas.topics import USER_PROFILES
+from streams.colleges import CollegeRegistry
+from streams.oci_id import OciIdError, parse_oci_id
+
+from .compacted_topic import read_compacted_topic
+
+__all__ = ["ProfileDirectory", "read_profile_directory", "username_key"]
+
+log = logging.getLogger(__name__)
+
+Profile = Mapping[str, Any]
+
+
+def username_key(username: str) -> str:
+    """Moodle stores usernames in lower case (its upload lowers them too), so match that way."""
+    return username.strip().casefold()
+
+
+class ProfileDirectory:
+    """Latest profiles, looked up by site and username or by site and canonical OCI ID."""
+
+    def __init__(self, profiles: Iterable[Profile], colleges: CollegeRegistry) -> None:
+        self.colleges = colleges
+        self._by_username: dict[tuple[str, str], list[Profile]] = {}
+        self._oci_index: dict[str, dict[str, list[Profile]]] = {}
+        self.count = 0
+        for profile in profiles:
+            self.count += 1
+            key = (profile["site"], username_key(profile["username"]))
+            self._by_username.setdefault(key, []).append(profile)
+
+    def users_named(self, site: str, username: str) -> list[Profile]:
+        """Every profile of the site with this username (normally one), deleted ones included."""
+        return self._by_username.get((site, username_key(username)), [])
+
+    def holders_of(self, site: str, canonical: str) -> list[Profile]:
+        """Users of the site, not deleted, whose OCI ID field normalises to `canonical`."""
+        return self._site_oci_index(site).get(canonical, [])
+
+    def _site_oci_index(self, site: str) -> dict[str, list[Profile]]:
+        # Built on first use: parsing every known OCI ID is the costly part, and an
+        # import concerns one site.
+        index = self._oci_index.get(site)
+        if index is None:
+            index = {}
+            for (profile_site, _), profiles in self._by_username.items():
+                if profile_site != site:
+                    continue
+                for profile in profiles:
+                    canonical = self._canonical_of(profile)
+                    if canonical is not None and not profile["deleted"]:
+                        index.setdefault(canonical, []).append(profile)
+            self._oci_index[site] = index
+        return index
+
+    def _canonical_of(self, profile: Profile) -> str | None:
+        # A stored value that does not parse holds no identity; the pipeline reports it.
+        if not profile.get("oci_id"):
+            return None
+        try:
+            return parse_oci_id(profile["oci_id"], self.colleges, require_enabled=False).canonical
+        except OciIdError:
+            return None
+
+
+async def read_profile_directory(
+    settings: Settings, codec: Codec, colleges: CollegeRegistry, site: str | None = None
+) -> ProfileDirectory:
+    """Read lms.user-profiles whole (only `site`'s users when given) into a directory.
+
+    A value that does not decode is skipped with a warning naming its partition
+    and offset: it is the producer's error, and it names no user we could match.
+    """
+    prefix = f"{site}/".encode() if site is not None else b""
+    latest = await read_compacted_topic(settings, USER_PROFILES, key_prefix=prefix)
+    profiles: list[dict[str, Any]] = []
+    for key, found in latest.items():
+        try:
+            profiles.append(codec.decode("UserProfile", found.value))
+        except CodecError as error:
+            log.warning(
+                "%s[%d]@%d (key %r) is not a UserProfile, skipped: %s",
+                USER_PROFILES,
+                found.partition,
+                found.offset,
+                key,
+                error,
+            )
+    return ProfileDirectory(profiles, colleges)
