@@ -198,3 +198,30 @@ async def test_503_while_kafka_is_down_and_nothing_lost_after(client, kafka):
     stored = await read_all(kafka, LEARNING_RECORDS, "LearningRecord")
     assert {r["record_id"] for r in stored} == expected_ids
     assert sorted({r["user_id"] for r in stored}) == ["1", "2"]
+
+
+async def test_course_recipients_are_set_through_the_alias_table(client, kafka):
+    answer = await client.put(
+        "/v1/courses/42/recipients",
+        json={"recipients": ["tahsn", "CMaRS"], "required_activities": ["77"]},
+        headers=TOKEN,
+    )
+    assert answer.status == 200, await answer.text()
+    body = await answer.json()
+    # tahsn and CMaRS are one recipient: the course lists it once, as first typed.
+    assert (body["recipients"], body["required_activities"]) == (["tahsn"], ["77"])
+
+    unknown = await client.put(
+        "/v1/courses/42/recipients", json={"recipients": ["ontario-md"]}, headers=TOKEN
+    )
+    assert unknown.status == 400
+    [problem] = (await unknown.json())["errors"]
+    assert problem["path"] == "recipients[0]"
+    assert "cmars" in problem["message"], "the error lists the known recipients"
+
+    [stored] = await read_all(kafka, "lrx.course-recipients", "CourseRecipients")
+    assert (stored["site"], stored["course_id"], stored["recipients"]) == (
+        "sunnybrook",
+        "42",
+        ["tahsn"],
+    )

@@ -19,11 +19,17 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from connectors.lms.course_subscriptions import (
+    change_course_recipients,
+    course_recipients,
+    recipient_directory,
+)
 from connectors.lms.formats import LmsContext, map_batch
 from connectors.lms.learning_record_json import user_profile_from_json
 from connectors.lms.problems import FieldReader, InvalidInput, Problem
 from connectors.lms.publisher import KafkaUnavailable, LmsPublisher
 from deploy.settings import Settings
+from schemas.codec import Codec
 
 __all__ = ["create_app", "PUBLISHER", "SETTINGS"]
 
@@ -33,6 +39,7 @@ OPENAPI = Path(__file__).with_name("openapi.yaml")
 SETTINGS = web.AppKey("settings", Settings)
 PUBLISHER = web.AppKey("publisher", LmsPublisher)
 METRICS = web.AppKey("metrics", "GatewayMetrics")
+CODEC = web.AppKey("codec", Codec)
 SITE = web.RequestKey("site", str)  # the site the bearer token belongs to
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -67,6 +74,7 @@ def create_app(settings: Settings, publisher: LmsPublisher | None = None) -> web
     )
     app[SETTINGS] = settings
     app[METRICS] = GatewayMetrics()
+    app[CODEC] = Codec.default()
     if publisher is not None:
         app[PUBLISHER] = publisher
     else:
@@ -75,6 +83,7 @@ def create_app(settings: Settings, publisher: LmsPublisher | None = None) -> web
     app.router.add_post("/v1/moodle/events", _completions("moodle"))
     app.router.add_post("/xapi/statements", _completions("xapi"))
     app.router.add_post("/v1/users", post_users)
+    app.router.add_put("/v1/courses/{course}/recipients", put_course_recipients)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.yaml", openapi)
@@ -182,6 +191,48 @@ async def post_users(request: web.Request) -> web.Response:
     await request.app[PUBLISHER].publish_profiles(profiles)
     request.app[METRICS].accepted.labels("user_profile").inc(len(profiles))
     return web.json_response({"accepted": len(profiles)}, status=202)
+
+
+async def put_course_recipients(request: web.Request) -> web.Response:
+    """Replace a course's recipients and required activities (its LRX page in Moodle)."""
+    settings = request.app[SETTINGS]
+    reader = FieldReader(await read_json(request))
+    recipients = _text_list(reader, "recipients")
+    activities = _text_list(reader, "required_activities", required=False)
+    changed_by = reader.text("changed_by", required=False) or f"gateway:{request[SITE]}"
+    reader.raise_problems()
+    value = course_recipients(
+        request[SITE],
+        request.match_info["course"],
+        recipients,
+        activities,
+        changed_by,
+        recipient_directory(settings),
+        datetime.now(UTC),
+    )
+    change = await change_course_recipients(
+        settings, request.app[CODEC], request[SITE], value["course_id"], lambda _: value
+    )
+    return web.json_response(
+        {
+            "course_id": value["course_id"],
+            "recipients": value["recipients"],
+            "required_activities": value["required_activities"],
+            "changed": change.changed,
+        }
+    )
+
+
+def _text_list(reader: FieldReader, field: str, required: bool = True) -> list:
+    value = reader.data.get(field)
+    if value is None:
+        if required:
+            reader.problem(field, "missing")
+        return []
+    if not isinstance(value, list):
+        reader.problem(field, "must be an array of strings")
+        return []
+    return value
 
 
 async def healthz(request: web.Request) -> web.Response:
