@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError, for_code
 
 from deploy.settings import Settings
 
@@ -50,16 +51,17 @@ async def read_compacted_topic(
     so that callers decode no more than they need. Raises TopicMissing, or
     KafkaUnavailable (KafkaStalled when reading stops making progress).
     """
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        request_timeout_ms=int(settings.admin_kafka_timeout * 1000) + 5000,
-        **settings.kafka_client_options(),
-    )
     try:
+        partitions = await _partitions_of(settings, topic)
+        consumer = AIOKafkaConsumer(
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            request_timeout_ms=int(settings.admin_kafka_timeout * 1000) + 5000,
+            **settings.kafka_client_options(),
+        )
         await consumer.start()
         try:
-            return await _read_to_end(consumer, settings, topic, key_prefix)
+            return await _read_to_end(consumer, settings, topic, partitions, key_prefix)
         finally:
             await consumer.stop()
     except KafkaError as error:
@@ -68,17 +70,33 @@ async def read_compacted_topic(
         ) from error
 
 
-async def _read_to_end(
-    consumer: AIOKafkaConsumer, settings: Settings, topic: str, key_prefix: bytes
-) -> dict[bytes, LatestValue]:
-    await consumer.topics()  # fills the cluster metadata, so an unknown topic shows as None
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
+async def _partitions_of(settings: Settings, topic: str) -> list[int]:
+    # A consumer only knows the partitions of topics it subscribed to; the admin
+    # client asks for one topic's metadata.
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        (found,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if found["error_code"] == UnknownTopicOrPartitionError.errno:
         raise TopicMissing(
             f"topic {topic} does not exist on {settings.bootstrap_servers}; "
             "create the topics with `lrx topics create`"
         )
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    if found["error_code"]:
+        raise for_code(found["error_code"])(f"describing topic {topic}")
+    return sorted(p["partition"] for p in found["partitions"])
+
+
+async def _read_to_end(
+    consumer: AIOKafkaConsumer,
+    settings: Settings,
+    topic: str,
+    partitions: list[int],
+    key_prefix: bytes,
+) -> dict[bytes, LatestValue]:
+    tps = [TopicPartition(topic, p) for p in partitions]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     ends = await consumer.end_offsets(tps)
