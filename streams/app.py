@@ -247,6 +247,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "topic_disable_leader": True,
         "table_standby_replicas": 0,
         "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": settings.worker_session_timeout,
+        "broker_heartbeat_interval": settings.worker_session_timeout / 5,
         "datadir": str(settings.run_dir / "faust" / settings.app_id),
         "web_enabled": settings.worker_web_port > 0,
         "web_port": settings.worker_web_port or 6066,

@@ -124,6 +124,7 @@ class Consumed:
     offset: int
     key: bytes | None
     value: dict | None
+    headers: dict[str, bytes]
 
 
 async def read_topic(settings: Settings, topic: str, decode: bool = True) -> list[Consumed]:
@@ -148,7 +149,8 @@ async def read_topic(settings: Settings, topic: str, decode: bool = True) -> lis
                     value = None
                     if m.value is not None:
                         value = CODEC.decode_any(m.value)[1] if decode else {"raw": m.value}
-                    found.append(Consumed(m.topic, m.partition, m.offset, m.key, value))
+                    headers = dict(m.headers or ())
+                    found.append(Consumed(m.topic, m.partition, m.offset, m.key, value, headers))
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
