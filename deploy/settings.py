@@ -116,6 +116,12 @@ class Settings:
         "Faust table store: memory:// (tables rebuilt from their changelogs at start) or "
         "rocksdb:// (needs the rocksdict package).",
     )
+    worker_session_timeout: float = setting(
+        "LRX_WORKER_SESSION_TIMEOUT",
+        10.0,
+        "Seconds without heartbeats before Kafka gives a silent worker's partitions to "
+        "the others (a killed worker's partitions wait this long).",
+    )
     pending_sweep_interval: float = setting(
         "LRX_PENDING_SWEEP_INTERVAL",
         60.0,
