@@ -26,6 +26,9 @@ def main(ctx: click.Context, verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        # aiokafka narrates every group join and metadata change at INFO.
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
     try:
         ctx.obj = Settings.from_env()
     except SettingsError as error:

@@ -1,0 +1,300 @@
+"""`lrx demo`: realistic LMS traffic against a running `lrx up`, then an account of every record.
+
+The traffic goes in the way a hospital's LMS would send it: through the gateway,
+as user profiles, course subscriptions, Moodle events, xAPI statements and our
+own JSON. The account comes from where each outcome is recorded: the CMaRS
+emulator's inspection endpoint (delivered), lrx.pending, lrx.ineligible and
+lrx.dlq.cmars. Every record id sent must be in exactly one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import ClientSession, ClientTimeout
+from aiokafka import AIOKafkaConsumer
+
+from connectors.lms.compacted_topic import read_compacted_topic
+from deploy.settings import Settings
+from schemas.codec import Codec
+from schemas.topics import INELIGIBLE, PENDING, dlq_topic
+from streams.reporting_period import ReportingCalendar
+
+__all__ = ["DemoPlan", "Outcomes", "plan_traffic", "send_traffic", "account_for"]
+
+# (college identifier, full name, share of practitioners)
+COLLEGES = [
+    ("CA-ON-CPSO", "College of Physicians and Surgeons of Ontario", 0.6),
+    ("CA-ON-CMO", "College of Midwives of Ontario", 0.15),
+    ("CA-ON-RCDSO", "Royal College of Dental Surgeons of Ontario", 0.15),
+    ("CA-ON-COPO", "College of Optometrists of Ontario", 0.1),
+]
+COURSE_COMPLETED = "\\core\\event\\course_completed"
+MODULE_COMPLETION = "\\core\\event\\course_module_completion_updated"
+XAPI_COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+BATCH = 100
+
+
+@dataclass
+class DemoPlan:
+    """Everything the demo will post, in order, by gateway endpoint."""
+
+    site: str
+    profiles: list[dict] = field(default_factory=list)
+    late_profiles: list[dict] = field(default_factory=list)  # posted after their records
+    courses: dict[str, dict] = field(default_factory=dict)  # course id -> PUT body
+    events: list[dict] = field(default_factory=list)
+    statements: list[dict] = field(default_factory=list)
+    records: list[dict] = field(default_factory=list)  # our JSON: equivalency, documentation
+
+
+def plan_traffic(
+    site: str, practitioners: int, courses: int, now: datetime, seed: int = 7
+) -> DemoPlan:
+    """A reproducible mix of users, subscriptions and completions."""
+    rng = random.Random(seed)
+    plan = DemoPlan(site)
+    period = ReportingCalendar.parse("04-01", "America/Toronto").period_of(now)
+    course_ids = [str(100 + n) for n in range(courses)]
+    required: dict[str, str] = {}
+    for n, course in enumerate(course_ids):
+        if n == courses - 1:
+            recipients: list[str] = []  # a course nobody subscribed: no_recipient
+        else:
+            recipients = ["tahsn"] if n % 3 == 1 else ["cmars"]
+        activities = []
+        if n % 3 == 0:
+            required[course] = str(5000 + n)  # e.g. the SCORM package that must be complete
+            activities = [required[course]]
+        plan.courses[course] = {"recipients": recipients, "required_activities": activities}
+
+    def moment(earliest: datetime) -> int:
+        span = max(1, int((now - earliest).total_seconds()) - 60)
+        return int(earliest.timestamp()) + rng.randrange(span)
+
+    for index in range(practitioners):
+        user_id = str(2000 + index)
+        profile = {
+            "id": user_id,
+            "username": f"practitioner{index}",
+            "firstname": rng.choice(["Amira", "Ben", "Chen", "Dana", "Eli", "Farah", "Gus"]),
+            "lastname": rng.choice(["Singh", "Tremblay", "Wong", "Roy", "Martin", "Nguyen"]),
+            "email": f"practitioner{index}@hospital.example",
+            "ociid": _oci_id(rng),
+        }
+        (plan.late_profiles if rng.random() < 0.1 else plan.profiles).append(profile)
+        for course in rng.sample(course_ids, k=rng.randint(1, 3)):
+            start = period.start if rng.random() > 0.08 else period.start - timedelta(days=300)
+            completed = moment(start)
+            kind = rng.random()
+            if course in required and rng.random() < 0.8:
+                # The required activity, sometimes completed after the course itself.
+                after = rng.random() < 0.3
+                activity_time = completed + (600 if after else -600)
+                plan.events.append(
+                    _module_event(user_id, course, required[course], activity_time, 1)
+                )
+            if kind < 0.6:
+                plan.events.append(_course_event(user_id, course, completed))
+            elif kind < 0.75:
+                plan.statements.append(_statement(site, user_id, course, completed, rng))
+            elif kind < 0.85:
+                cmid = str(7000 + rng.randrange(50))
+                state = rng.choice([0, 3])  # a partial or failed attempt
+                plan.events.append(_module_event(user_id, course, cmid, completed, state))
+            else:
+                source = rng.choice(["equivalency", "supporting_documentation", "admin_upload"])
+                plan.records.append(_own_record(user_id, course, completed, source))
+    return plan
+
+
+def _oci_id(rng: random.Random) -> str | None:
+    roll = rng.random()
+    if roll < 0.05:
+        return None
+    if roll < 0.08:
+        return rng.choice(["CPSO-12AB", "College of Nurses | 5", "CA-ON-CPSO-"])
+    code, name, _ = rng.choices(COLLEGES, weights=[c[2] for c in COLLEGES])[0]
+    licence = str(rng.randrange(10000, 999999))
+    return f"{code}-{licence}" if rng.random() < 0.5 else f"{name} | {licence}"
+
+
+def _course_event(user_id: str, course: str, completed: int) -> dict:
+    return {
+        "eventname": COURSE_COMPLETED,
+        "objectid": int(user_id) * 1000 + int(course),
+        "userid": 2,
+        "relateduserid": user_id,
+        "courseid": course,
+        "timecreated": completed + 120,
+        "timecompleted": completed,
+        "courseshortname": f"MANDATORY-{course}",
+    }
+
+
+def _module_event(user_id: str, course: str, cmid: str, when: int, state: int) -> dict:
+    return {
+        "eventname": MODULE_COMPLETION,
+        "objectid": int(cmid) * 10000 + int(user_id),
+        "userid": user_id,
+        "relateduserid": user_id,
+        "courseid": course,
+        "contextinstanceid": cmid,
+        "timecreated": when,
+        "modname": "scorm",
+        "other": {"completionstate": state},
+    }
+
+
+def _statement(site: str, user_id: str, course: str, completed: int, rng: random.Random) -> dict:
+    statement = {
+        "id": f"{rng.getrandbits(128):032x}",
+        "actor": {"account": {"homePage": f"https://{site}.example", "name": user_id}},
+        "verb": {"id": XAPI_COMPLETED},
+        "object": {"id": f"https://{site}.example/course/view.php?id={course}"},
+        "timestamp": datetime.fromtimestamp(completed, UTC).isoformat(),
+    }
+    if rng.random() < 0.2:
+        statement["result"] = {"completion": False}
+    statement["id"] = "-".join(
+        [statement["id"][:8], statement["id"][8:12], statement["id"][12:16],
+         statement["id"][16:20], statement["id"][20:32]]
+    )  # fmt: skip
+    return statement
+
+
+def _own_record(user_id: str, course: str, completed: int, source: str) -> dict:
+    record = {
+        "user_id": user_id,
+        "course": {"id": course, "shortname": f"MANDATORY-{course}"},
+        "completion_state": "complete",
+        "source": source,
+        "completed_at": datetime.fromtimestamp(completed, UTC).isoformat(),
+    }
+    if source == "supporting_documentation":
+        record["activity"] = {"cmid": "9000", "name": "Supporting Documentation"}
+    return record
+
+
+async def send_traffic(
+    settings: Settings, plan: DemoPlan, token: str, say: Callable[[str], None]
+) -> set[str]:
+    """Post the plan through the gateway; returns every record id the gateway accepted."""
+    base = f"http://127.0.0.1:{settings.gateway_port}"
+    headers = {"Authorization": f"Bearer {token}"}
+    sent: set[str] = set()
+    async with ClientSession(base, headers=headers, timeout=ClientTimeout(total=60)) as http:
+
+        async def post(path: str, items: list[dict]) -> None:
+            for start in range(0, len(items), BATCH):
+                async with http.post(path, json=items[start : start + BATCH]) as answer:
+                    body = await answer.json()
+                    if answer.status != 202:
+                        raise RuntimeError(f"{path} answered {answer.status}: {body}")
+                    sent.update(body.get("record_ids", []))
+
+        for course, body in plan.courses.items():
+            async with http.put(f"/v1/courses/{course}/recipients", json=body) as answer:
+                if answer.status != 200:
+                    raise RuntimeError(f"course {course}: {answer.status} {await answer.text()}")
+        say(f"subscribed {len(plan.courses)} courses")
+        await post("/v1/users", plan.profiles)
+        say(f"posted {len(plan.profiles)} profiles")
+        await post("/v1/moodle/events", plan.events)
+        await post("/xapi/statements", plan.statements)
+        await post("/v1/learning-records", plan.records)
+        say(
+            f"posted {len(plan.events)} Moodle events, {len(plan.statements)} xAPI statements, "
+            f"{len(plan.records)} other records"
+        )
+        # A republished batch: same record ids, which the pipeline must not send twice.
+        await post("/v1/moodle/events", plan.events[:BATCH])
+        await post("/v1/users", plan.late_profiles)
+        say(f"posted {len(plan.late_profiles)} late profiles, and republished one batch")
+    return sent
+
+
+@dataclass
+class Outcomes:
+    delivered: set[str] = field(default_factory=set)
+    pending: dict[str, str] = field(default_factory=dict)  # record id -> why held
+    ineligible: dict[str, str] = field(default_factory=dict)  # record id -> reason code
+    dead_lettered: dict[str, str] = field(default_factory=dict)  # record id -> reason code
+
+    def state_of(self, record_id: str) -> list[str]:
+        states = []
+        if record_id in self.delivered:
+            states.append("delivered")
+        if record_id in self.pending:
+            states.append("pending")
+        if record_id in self.ineligible:
+            states.append("ineligible")
+        if record_id in self.dead_lettered:
+            states.append("dead-lettered")
+        return states
+
+
+async def account_for(settings: Settings, sent: set[str]) -> Outcomes:
+    """Where each record is now, from the emulator and the outcome topics."""
+    codec = Codec.default()
+    outcomes = Outcomes()
+    emulator = f"http://{settings.emulator_host}:{settings.emulator_port}"
+    async with (
+        ClientSession(timeout=ClientTimeout(total=30)) as http,
+        http.get(f"{emulator}/admin/records") as answer,
+    ):
+        inventory = await answer.json()
+    outcomes.delivered = {r["record_id"] for r in inventory["records"]} & sent
+    for found in (await read_compacted_topic(settings, PENDING)).values():
+        record = codec.decode_any(found.value)[1]
+        outcomes.pending[record["record_id"]] = "held"
+    for record in await _read_topic(settings, INELIGIBLE, codec):
+        outcomes.ineligible[record["record_id"]] = record["reason"]
+    for letter in await _read_topic(settings, dlq_topic("cmars"), codec):
+        if letter.get("record_id"):
+            outcomes.dead_lettered[letter["record_id"]] = letter["reason_code"]
+    for mapping in (outcomes.pending, outcomes.ineligible, outcomes.dead_lettered):
+        for record_id in set(mapping) - sent:
+            del mapping[record_id]  # earlier runs' records
+    return outcomes
+
+
+async def _read_topic(settings: Settings, topic: str, codec: Codec) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(
+        topic, group_id=None, auto_offset_reset="earliest", **settings.kafka_client_options()
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.assignment()
+        while not partitions:
+            await asyncio.sleep(0.05)
+            partitions = consumer.assignment()
+        behind = await consumer.end_offsets(list(partitions))
+        values = []
+        while behind:
+            batch = await consumer.getmany(timeout_ms=2_000)
+            values += [codec.decode_any(m.value)[1] for ms in batch.values() for m in ms]
+            behind = {tp: end for tp, end in behind.items() if await consumer.position(tp) < end}
+        return values
+    finally:
+        await consumer.stop()
+
+
+def tally(outcomes: Outcomes, sent: set[str]) -> tuple[list[tuple[str, int]], int, list[str]]:
+    """Table rows, the unaccounted count, and record ids found in more than one state."""
+    rows = [("delivered to CMaRS (emulator confirms)", len(outcomes.delivered))]
+    rows.append(("pending (waiting for an OCI ID or activity)", len(outcomes.pending)))
+    for reason, count in sorted(Counter(outcomes.ineligible.values()).items()):
+        rows.append((f"ineligible: {reason}", count))
+    for reason, count in sorted(Counter(outcomes.dead_lettered.values()).items()):
+        rows.append((f"dead-lettered: {reason}", count))
+    accounted = set(outcomes.delivered) | set(outcomes.pending)
+    accounted |= set(outcomes.ineligible) | set(outcomes.dead_lettered)
+    twice = sorted(r for r in sent if len(outcomes.state_of(r)) > 1)
+    return rows, len(sent - accounted), twice
