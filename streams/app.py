@@ -141,6 +141,11 @@ class PipelineApp:
             if closed:
                 log.info("%s held records closed with their period", closed)
 
+        @app.on_partitions_assigned.connect
+        async def log_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+            mine = sorted(tp.partition for tp in assigned if tp.topic == LEARNING_RECORDS)
+            log.info("assigned %s partitions %s", LEARNING_RECORDS, mine)
+
         @app.on_partitions_revoked.connect
         async def forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
             await self.pipeline.forget(

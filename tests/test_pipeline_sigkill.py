@@ -8,9 +8,7 @@ reached Kafka; the decision log must keep those outputs single.
 
 from __future__ import annotations
 
-import random
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,8 +19,7 @@ from schemas.topics import INELIGIBLE, LEARNING_RECORDS, PENDING, outbox_topic
 from tests.test_pipeline_support import (
     WorkerProcess,
     course_recipients,
-    learning_record,
-    profile,
+    mixed_records,
     profile_message,
     publish,
     read_topic,
@@ -40,30 +37,6 @@ CLOCK = "2026-11-20T12:00:00+00:00"
 APP_ID = "lrx-sigkill"
 
 
-def make_records() -> tuple[list[dict], list[dict], set[str], set[str], set[str]]:
-    """Profiles, records, and the ids expected routed, ineligible and pending."""
-    rng = random.Random(4)
-    profiles = []
-    for n in range(USERS):
-        oci = "" if n % 20 == 0 else f"CA-ON-CPSO-{10000 + n}"  # 5% of users have none
-        profiles.append(profile(f"u{n}", oci))
-    records, routed, ineligible, pending = [], [], set(), set()
-    start = datetime(2026, 4, 2, tzinfo=UTC)
-    for n in range(RECORDS):
-        user = rng.randrange(USERS)
-        completed = (start + timedelta(minutes=n)).isoformat()
-        state = "incomplete" if rng.random() < 0.05 else "complete"
-        record = learning_record(f"u{user}", f"c{n % 7}", completed, state=state)
-        records.append(record)
-        if state == "incomplete":
-            ineligible.add(record["record_id"])
-        elif user % 20 == 0:
-            pending.add(record["record_id"])
-        else:
-            routed.append(record["record_id"])
-    return profiles, records, set(routed), ineligible, pending
-
-
 async def committed_offsets(settings) -> int:
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
     await admin.start()
@@ -77,7 +50,7 @@ async def committed_offsets(settings) -> int:
 async def test_sigkill_mid_stream_loses_and_duplicates_nothing(fresh_broker, tmp_path: Path):
     settings = fresh_broker()
     await apply_catalogue(settings)
-    profiles, records, routed, ineligible, pending = make_records()
+    profiles, records, routed, ineligible, pending = mixed_records(RECORDS, USERS)
     await publish(
         settings,
         [subscription_message(course_recipients(f"c{n}", ["CMaRS"])) for n in range(7)]

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,35 @@ def course_recipients(
         "changed_by": "admin",
         "changed_at": datetime.now(UTC),
     }
+
+
+def mixed_records(
+    count: int, users: int, seed: int = 4
+) -> tuple[list[dict], list[dict], set[str], set[str], set[str]]:
+    """Profiles, records over courses c0-c6, and the ids expected routed, ineligible, pending.
+
+    5% of users have no OCI ID (their records are held), 5% of records are incomplete.
+    """
+    rng = random.Random(seed)
+    profiles = []
+    for n in range(users):
+        oci = "" if n % 20 == 0 else f"CA-ON-CPSO-{10000 + n}"  # 5% of users have none
+        profiles.append(profile(f"u{n}", oci))
+    records, routed, ineligible, pending = [], [], set(), set()
+    start = datetime(2026, 4, 2, tzinfo=UTC)
+    for n in range(count):
+        user = rng.randrange(users)
+        completed = (start + timedelta(minutes=n)).isoformat()
+        state = "incomplete" if rng.random() < 0.05 else "complete"
+        record = learning_record(f"u{user}", f"c{n % 7}", completed, state=state)
+        records.append(record)
+        if state == "incomplete":
+            ineligible.add(record["record_id"])
+        elif user % 20 == 0:
+            pending.add(record["record_id"])
+        else:
+            routed.append(record["record_id"])
+    return profiles, records, set(routed), ineligible, pending
 
 
 def record_message(record: dict) -> tuple[str, bytes, bytes]:
