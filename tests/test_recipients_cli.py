@@ -140,3 +140,14 @@ def test_add_remove_list_round_trip(fresh_broker):
         (b"south/c1", ["cmars"], [], "ops"),
         (b"north/c1", [], ["12", "13"], "ann"),
     ]  # fmt: skip
+
+
+def test_an_unreachable_kafka_is_reported_not_waited_for():
+    settings = Settings.from_env({}).replace(kafka_bootstrap="127.0.0.1:1")
+    result = CliRunner().invoke(
+        recipients.command, ["add", "c1", "cmars", "--site", "north"], obj=settings
+    )
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "Error: reading lrx.course-recipients from 127.0.0.1:1 failed: KafkaConnectionError("
+    )

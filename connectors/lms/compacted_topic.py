@@ -25,8 +25,8 @@ __all__ = ["LatestValue", "TopicMissing", "KafkaStalled", "read_compacted_topic"
 log = logging.getLogger(__name__)
 
 
-class TopicMissing(LookupError):
-    """The topic does not exist on the cluster."""
+class TopicMissing(KafkaUnavailable):
+    """The topic does not exist on the cluster: it is not ready for lrx (`lrx topics create`)."""
 
 
 class KafkaStalled(KafkaUnavailable):
