@@ -1,0 +1,137 @@
+"""The README's run command: the whole pipeline on its embedded broker, fed and stopped.
+
+Runs `bash deploy/run.sh` exactly as a newcomer would (with ports and a run
+folder of its own), posts Moodle events and xAPI statements through the
+gateway, checks they reach the CMaRS emulator, runs `lrx demo`, stops the
+stack with Ctrl-C and checks that no process it started is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deploy.settings import REPO_ROOT
+from tests.conftest import free_port_pair
+from tests.test_lms_mapping import course_completed, statement
+
+pytestmark = pytest.mark.kafka
+
+OCI_ID = "CA-ON-CPSO-24680"
+
+
+def _processes_using(run_dir: Path) -> list[str]:
+    """Processes whose environment or command line names this test's run folder."""
+    marker = str(run_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (
+                marker in (entry / "environ").read_bytes()
+                or marker in (entry / "cmdline").read_bytes()
+            ):
+                found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()[:200]!r}")
+        except OSError:
+            continue
+    return found
+
+
+def _call(method: str, url: str, body: object | None = None, token: str | None = None) -> dict:
+    request = urllib.request.Request(url, method=method)
+    if body is not None:
+        request.data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read() or b"{}")
+
+
+def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
+    run_dir = tmp_path / "run"
+    gateway, emulator = free_port_pair(), free_port_pair()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRX_")}
+    env |= {
+        "LRX_RUN_DIR": str(run_dir),
+        "LRX_BROKER_PORT": str(free_port_pair()),
+        "LRX_GATEWAY_PORT": str(gateway),
+        "LRX_EMULATOR_PORT": str(emulator),
+        "LRX_INGEST_TOKENS": "sunnybrook:sb-token",
+    }
+    output = tmp_path / "up.out"
+    with open(output, "wb") as out:
+        stack = subprocess.Popen(
+            ["bash", "deploy/run.sh"], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while b"lrx is up" not in output.read_bytes():
+            assert stack.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.5)
+
+        base = f"http://127.0.0.1:{gateway}"
+        _call("PUT", f"{base}/v1/courses/42/recipients", {"recipients": ["tahsn"]}, "sb-token")
+        _call(
+            "POST",
+            f"{base}/v1/users",
+            {"id": 55, "username": "drsmith", "ociid": OCI_ID},
+            "sb-token",
+        )
+        moodle = _call(
+            "POST", f"{base}/v1/moodle/events", course_completed(courseid=42), "sb-token"
+        )
+        xapi = _call(
+            "POST",
+            f"{base}/xapi/statements",
+            statement(
+                actor={"account": {"homePage": "https://sunnybrook.example", "name": "55"}},
+                object={"id": "https://sunnybrook.example/course/view.php?id=42"},
+                timestamp="2026-10-02T09:00:00Z",
+            ),
+            "sb-token",
+        )
+        expected = set(moodle["record_ids"] + xapi["record_ids"])
+        assert len(expected) == 2
+
+        cmars = f"http://127.0.0.1:{emulator}"
+        deadline = time.monotonic() + 90
+        while True:
+            _call("POST", f"{cmars}/admin/refresh", {})
+            seen = _call("GET", f"{cmars}/admin/records")
+            delivered = {r["record_id"] for r in seen["records"]}
+            if expected <= delivered or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert expected <= delivered, f"not delivered: {expected - delivered}"
+
+        demo = subprocess.run(
+            [str(Path(sys.executable).with_name("lrx")), "demo", "--practitioners", "40"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "every record is accounted for" in demo.stdout
+    finally:
+        stack.send_signal(signal.SIGINT)
+        try:
+            stack.wait(90)
+        except subprocess.TimeoutExpired:
+            stack.kill()
+            raise
+    log = output.read_text()
+    assert stack.returncode == 0, log
+    assert log.index("stopped gateway") < log.index("stopped worker") < log.index("stopped broker")
+    assert _processes_using(run_dir) == []
