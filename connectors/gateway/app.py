@@ -26,7 +26,13 @@ from connectors.lms.course_subscriptions import (
 )
 from connectors.lms.formats import LmsContext, map_batch
 from connectors.lms.learning_record_json import user_profile_from_json
-from connectors.lms.problems import FieldReader, InvalidInput, Problem
+from connectors.lms.problems import (
+    LONE_SURROGATE,
+    FieldReader,
+    InvalidInput,
+    Problem,
+    is_unicode_text,
+)
 from connectors.lms.publisher import KafkaUnavailable, LmsPublisher
 from deploy.settings import Settings
 from schemas.codec import Codec
@@ -150,6 +156,8 @@ async def read_json(request: web.Request) -> object:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidInput([Problem("", f"the body is not valid JSON: {error}")]) from None
+    except RecursionError:  # e.g. [[[[...]]]] 100,000 deep
+        raise InvalidInput([Problem("", "the body nests arrays or objects too deeply")]) from None
 
 
 def _completions(fmt: str) -> Handler:
@@ -232,6 +240,9 @@ def _text_list(reader: FieldReader, field: str, required: bool = True) -> list:
     if not isinstance(value, list):
         reader.problem(field, "must be an array of strings")
         return []
+    for index, item in enumerate(value):
+        if isinstance(item, str) and not is_unicode_text(item):
+            reader.problem(f"{field}[{index}]", LONE_SURROGATE)
     return value
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["Problem", "InvalidInput", "FieldReader", "at"]
+__all__ = ["Problem", "InvalidInput", "FieldReader", "at", "is_unicode_text", "LONE_SURROGATE"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,10 @@ class FieldReader:
             if required:
                 self.problem(field, "must not be empty")
             return None
+        if not is_unicode_text(text):
+            # JSON can escape half a surrogate pair (\ud800); neither UTF-8 nor Avro can hold it.
+            self.problem(field, LONE_SURROGATE)
+            return None
         if len(text) > max_length:
             self.problem(field, f"longer than {max_length} characters")
             return None
@@ -93,7 +97,8 @@ class FieldReader:
         if value is _MISSING:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and value.strip().isdigit():
+            # isascii: str.isdigit() is also true of "²", which int() refuses.
+            if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
                 return int(value)
             self.problem(field, f"must be an integer, not {_kind(value)}")
             return None
@@ -140,7 +145,11 @@ class FieldReader:
         if instant.tzinfo is None:
             self.problem(field, f"{text!r} has no time zone (add Z or an offset)")
             return None
-        return instant.astimezone(UTC)
+        try:
+            return instant.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is in year 0 in UTC
+            self.problem(field, f"{text!r} is outside the years 1 to 9999 in UTC")
+            return None
 
     def choice(self, field: str, choices: Iterable[str], required: bool = True) -> str | None:
         text = self.text(field, required)
@@ -153,6 +162,18 @@ class FieldReader:
     def raise_problems(self) -> None:
         if self.problems:
             raise InvalidInput(self.problems)
+
+
+LONE_SURROGATE = "holds a lone surrogate (such as \\ud800), which is not Unicode text"
+
+
+def is_unicode_text(text: str) -> bool:
+    """False for text with half a surrogate pair, which JSON can carry and UTF-8 cannot."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _kind(value: object) -> str:

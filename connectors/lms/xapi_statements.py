@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from connectors.lms.problems import FieldReader
+from connectors.lms.problems import FieldReader, at
 from schemas.vocabulary import CompletionState, Source
 from streams.record_identity import record_id_of
 
@@ -41,6 +41,7 @@ def learning_record_from_statement(
     user_id = _learner(statement, site, site_urls)
     course_id = _course_id(statement)
     completed_at = statement.iso_instant("timestamp")
+    course_name = _course_name(statement)
 
     state = CompletionState.COMPLETE
     if "result" in statement.data:
@@ -57,7 +58,7 @@ def learning_record_from_statement(
         "record_id": "",
         "site": site,
         "user_id": user_id,
-        "course": {"id": course_id, "shortname": _course_name(statement) or course_id},
+        "course": {"id": course_id, "shortname": course_name or course_id},
         "activity": None,
         "completion_state": state,
         "completed_at": completed_at,
@@ -117,16 +118,20 @@ def _course_id(statement: FieldReader) -> str | None:
         return None
     parts = urlsplit(url)
     ids = parse_qs(parts.query).get("id", [])
-    if not parts.path.endswith("/course/view.php") or len(ids) != 1 or not ids[0].isdigit():
+    # isascii: str.isdigit() is also true of "²" and other scripts' digits, no Moodle course id.
+    is_course_id = len(ids) == 1 and ids[0].isascii() and ids[0].isdigit()
+    if not parts.path.endswith("/course/view.php") or not is_course_id:
         target.problem("id", f"{url!r} is not a course URL like https://lms/course/view.php?id=42")
         return None
     return ids[0]
 
 
 def _course_name(statement: FieldReader) -> str | None:
-    definition = statement.data.get("object", {}).get("definition")
+    """The first name of the object's language map, read like any other field (checked text)."""
+    target = statement.data.get("object")
+    definition = target.get("definition") if isinstance(target, dict) else None
     names = definition.get("name") if isinstance(definition, dict) else None
-    if isinstance(names, dict) and names:
-        first = next(iter(names.values()))
-        return first if isinstance(first, str) and first.strip() else None
-    return None
+    if not isinstance(names, dict) or not names:
+        return None
+    reader = FieldReader(names, at(statement.path, "object.definition.name"), statement.problems)
+    return reader.text(next(iter(names)), required=False)
