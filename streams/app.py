@@ -252,6 +252,10 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "topic_disable_leader": True,
         "table_standby_replicas": 0,
         "consumer_auto_offset_reset": "earliest",
+        # Without linger nearly every output is a produce request of its own. Kept short
+        # because releasing held records waits for a flush, which waits out the linger.
+        "producer_linger": 0.005,
+        "producer_max_batch_size": 256 * 1024,
         "broker_session_timeout": settings.worker_session_timeout,
         "broker_heartbeat_interval": settings.worker_session_timeout / 5,
         "datadir": str(settings.run_dir / "faust" / settings.app_id),
