@@ -89,3 +89,5 @@ def _json_line(line: str) -> object:
         return json.loads(line)
     except ValueError as error:
         raise InvalidInput([Problem("", f"not valid JSON: {error}")]) from None
+    except RecursionError:
+        raise InvalidInput([Problem("", "JSON nests too deeply")]) from None
