@@ -9,7 +9,6 @@ lrx.dlq.cmars. Every record id sent must be in exactly one of them.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -18,9 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout
-from aiokafka import AIOKafkaConsumer
 
-from connectors.lms.compacted_topic import read_compacted_topic
+from connectors.topic_snapshot import read_compacted_topic, read_topic
 from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import INELIGIBLE, PENDING, dlq_topic
@@ -254,9 +252,9 @@ async def account_for(settings: Settings, sent: set[str]) -> Outcomes:
     for found in (await read_compacted_topic(settings, PENDING)).values():
         record = codec.decode_any(found.value)[1]
         outcomes.pending[record["record_id"]] = "held"
-    for record in await _read_topic(settings, INELIGIBLE, codec):
+    for record in await _decoded(settings, INELIGIBLE, codec):
         outcomes.ineligible[record["record_id"]] = record["reason"]
-    for letter in await _read_topic(settings, dlq_topic("cmars"), codec):
+    for letter in await _decoded(settings, dlq_topic("cmars"), codec):
         if letter.get("record_id"):
             outcomes.dead_lettered[letter["record_id"]] = letter["reason_code"]
     for mapping in (outcomes.pending, outcomes.ineligible, outcomes.dead_lettered):
@@ -265,25 +263,8 @@ async def account_for(settings: Settings, sent: set[str]) -> Outcomes:
     return outcomes
 
 
-async def _read_topic(settings: Settings, topic: str, codec: Codec) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        topic, group_id=None, auto_offset_reset="earliest", **settings.kafka_client_options()
-    )
-    await consumer.start()
-    try:
-        partitions = consumer.assignment()
-        while not partitions:
-            await asyncio.sleep(0.05)
-            partitions = consumer.assignment()
-        behind = await consumer.end_offsets(list(partitions))
-        values = []
-        while behind:
-            batch = await consumer.getmany(timeout_ms=2_000)
-            values += [codec.decode_any(m.value)[1] for ms in batch.values() for m in ms]
-            behind = {tp: end for tp, end in behind.items() if await consumer.position(tp) < end}
-        return values
-    finally:
-        await consumer.stop()
+async def _decoded(settings: Settings, topic: str, codec: Codec) -> list[dict[str, Any]]:
+    return [codec.decode_any(m.value)[1] for m in await read_topic(settings, topic)]
 
 
 def tally(outcomes: Outcomes, sent: set[str]) -> tuple[list[tuple[str, int]], int, list[str]]:

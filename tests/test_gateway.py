@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka import AIOKafkaConsumer
 
 from connectors.gateway.app import create_app
+from connectors.topic_snapshot import read_topic
 from deploy.broker import EmbeddedBroker
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
@@ -44,47 +44,10 @@ async def client(kafka) -> AsyncIterator[TestClient]:
         yield client
 
 
-async def read_topic(settings: Settings, topic: str, message: str, count: int) -> list[dict]:
-    consumer = AIOKafkaConsumer(
-        topic, group_id=None, auto_offset_reset="earliest", **settings.kafka_client_options()
-    )
-    await consumer.start()
-    codec = Codec.default()
-    try:
-        values: list[dict] = []
-        while len(values) < count:
-            batch = await consumer.getmany(timeout_ms=10_000)
-            assert batch, f"{len(values)} of {count} messages in {topic}"
-            values += [codec.decode(message, m.value) for ms in batch.values() for m in ms]
-        extra = await consumer.getmany(timeout_ms=500)
-        assert not extra, "more messages than expected"
-        return values
-    finally:
-        await consumer.stop()
-
-
 async def read_all(settings: Settings, topic: str, message: str) -> list[dict]:
-    """Every message now in the topic (up to the end offsets read at the start)."""
-    consumer = AIOKafkaConsumer(
-        topic, group_id=None, auto_offset_reset="earliest", **settings.kafka_client_options()
-    )
-    await consumer.start()
+    """Every message now in the topic, decoded."""
     codec = Codec.default()
-    try:
-        partitions = consumer.assignment()
-        while not partitions:
-            await asyncio.sleep(0.05)
-            partitions = consumer.assignment()
-        ends = await consumer.end_offsets(list(partitions))
-        values: list[dict] = []
-        behind = dict(ends)
-        while behind:
-            batch = await consumer.getmany(timeout_ms=5_000)
-            values += [codec.decode(message, m.value) for ms in batch.values() for m in ms]
-            behind = {tp: e for tp, e in behind.items() if await consumer.position(tp) < e}
-        return values
-    finally:
-        await consumer.stop()
+    return [codec.decode(message, m.value) for m in await read_topic(settings, topic)]
 
 
 async def test_moodle_events_and_statements_are_stored_before_202(client, kafka):
@@ -104,9 +67,14 @@ async def test_moodle_events_and_statements_are_stored_before_202(client, kafka)
     # The same course completion, whichever way it came, has one id.
     assert xapi_ids == body["record_ids"][:1]
 
-    stored = await read_topic(kafka, LEARNING_RECORDS, "LearningRecord", 3)
+    stored = await read_all(kafka, LEARNING_RECORDS, "LearningRecord")
+    assert len(stored) == 3
     assert sorted(r["record_id"] for r in stored) == sorted(body["record_ids"] + xapi_ids)
     assert {r["site"] for r in stored} == {"sunnybrook"}, "the token decides the site"
+
+    metrics = await (await client.get("/metrics")).text()
+    assert 'lrx_gateway_records_accepted_total{kind="learning_record"} 3.0' in metrics
+    assert 'lrx_gateway_events_ignored_total{format="moodle"} 1.0' in metrics
 
 
 async def test_users_are_stored(client, kafka):
@@ -120,7 +88,8 @@ async def test_users_are_stored(client, kafka):
     ]
     answer = await client.post("/v1/users", json=users, headers=TOKEN)
     assert answer.status == 202, await answer.text()
-    stored = await read_topic(kafka, USER_PROFILES, "UserProfile", 2)
+    stored = await read_all(kafka, USER_PROFILES, "UserProfile")
+    assert len(stored) == 2
     assert {(p["user_id"], p["oci_id"]) for p in stored} == {
         ("55", "College of Physicians and Surgeons of Ontario | 12345"),
         ("56", None),
@@ -163,7 +132,7 @@ async def test_bad_input_gets_400_with_every_path_and_nothing_is_stored(client, 
     assert (
         await client.post("/v1/moodle/events", json=course_completed(), headers=TOKEN)
     ).status == 202
-    assert len(await read_topic(kafka, LEARNING_RECORDS, "LearningRecord", 1)) == 1
+    assert len(await read_all(kafka, LEARNING_RECORDS, "LearningRecord")) == 1
 
 
 async def test_503_while_kafka_is_down_and_nothing_lost_after(client, kafka):

@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from connectors.lms.course_subscriptions import (
     change_course_recipients,
@@ -34,6 +32,7 @@ from connectors.lms.problems import (
     is_unicode_text,
 )
 from connectors.lms.publisher import KafkaUnavailable, LmsPublisher
+from connectors.metrics import Metrics
 from deploy.settings import Settings
 from schemas.codec import Codec
 
@@ -53,24 +52,22 @@ OPEN_PATHS = {"/healthz", "/readyz", "/openapi.yaml", "/metrics"}
 
 
 class GatewayMetrics:
+    """What ops watch on the gateway: what was stored, ignored and refused, and how fast."""
+
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.accepted = Counter(
-            "lrx_gateway_records_accepted", "Records stored in Kafka", ["kind"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.ignored = Counter(
-            "lrx_gateway_events_ignored", "Events or statements that carry no completion",
-            ["format"], registry=self.registry,
-        )  # fmt: skip
-        self.rejected = Counter(
-            "lrx_gateway_requests_rejected", "Requests answered 4xx or 503", ["status"],
-            registry=self.registry,
-        )  # fmt: skip
-        self.latency = Histogram(
-            "lrx_gateway_request_seconds", "Time to answer a request, Kafka write included",
-            ["path"], registry=self.registry,
-        )  # fmt: skip
+        self.metrics = Metrics()
+        self.accepted = self.metrics.counter(
+            "gateway_records_accepted", "Records stored in Kafka", ["kind"]
+        )
+        self.ignored = self.metrics.counter(
+            "gateway_events_ignored", "Events or statements that carry no completion", ["format"]
+        )
+        self.rejected = self.metrics.counter(
+            "gateway_requests_rejected", "Requests answered 4xx or 503", ["status"]
+        )
+        self.latency = self.metrics.histogram(
+            "gateway_request_seconds", "Time to answer a request, Kafka write included", ["path"]
+        )
 
 
 def create_app(settings: Settings, publisher: LmsPublisher | None = None) -> web.Application:
@@ -93,7 +90,7 @@ def create_app(settings: Settings, publisher: LmsPublisher | None = None) -> web
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/openapi.yaml", openapi)
-    app.router.add_get("/metrics", metrics)
+    app[METRICS].metrics.add_route(app)
     return app
 
 
@@ -267,10 +264,3 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     return web.Response(text=OPENAPI.read_text(), content_type="application/yaml")
-
-
-async def metrics(request: web.Request) -> web.Response:
-    registry = request.app[METRICS].registry
-    return web.Response(
-        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )

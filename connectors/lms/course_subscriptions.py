@@ -24,12 +24,12 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from connectors.topic_snapshot import read_compacted_topic
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS, course_key
 from streams.recipients import RecipientDirectory, UnknownRecipientError
 
-from .compacted_topic import read_compacted_topic
 from .problems import InvalidInput, Problem
 from .publisher import KafkaUnavailable
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from connectors.lms.compacted_topic import TopicMissing
 from connectors.lms.course_subscriptions import (
     CourseRecipients,
     SubscriptionChange,
@@ -23,6 +22,7 @@ from connectors.lms.course_subscriptions import (
 )
 from connectors.lms.problems import InvalidInput
 from connectors.lms.publisher import KafkaUnavailable
+from connectors.topic_snapshot import TopicMissing
 from deploy.settings import Settings
 from schemas.codec import Codec
 from streams.recipients import RecipientDirectory, RecipientError

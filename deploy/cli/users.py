@@ -12,7 +12,6 @@ from typing import Any, NoReturn
 import click
 from aiokafka.errors import KafkaError
 
-from connectors.lms.compacted_topic import TopicMissing
 from connectors.lms.profile_directory import ProfileDirectory, read_profile_directory
 from connectors.lms.publisher import KafkaUnavailable, LmsPublisher
 from connectors.lms.user_import import (
@@ -22,6 +21,7 @@ from connectors.lms.user_import import (
     UserImport,
     read_upload_file,
 )
+from connectors.topic_snapshot import TopicMissing
 from deploy.settings import Settings
 from schemas.codec import Codec
 from streams.colleges import CollegeRegistry, CollegeRegistryError

@@ -1,9 +1,9 @@
-"""Reading a compacted topic whole: the latest value of every key, as of now.
+"""Reading a topic whole, as of now: every message, or the latest value of every key.
 
 The admin commands (`lrx users import`, `lrx recipients`) need the current state
-of a small keyed topic before they change it, not a stream of changes; a
-consumer without a group reads every partition from its start up to the end
-offset it found when it began, so the read always finishes.
+of a small keyed topic before they change it; `lrx demo` and the tests need every
+outcome written so far. A consumer without a group reads every partition from
+its start up to the end offset it found when it began, so the read always finishes.
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ import logging
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError, for_code
 
+from connectors.lms.publisher import KafkaUnavailable
 from deploy.settings import Settings
 
-from .publisher import KafkaUnavailable
-
-__all__ = ["LatestValue", "TopicMissing", "KafkaStalled", "read_compacted_topic"]
+__all__ = ["LatestValue", "TopicMissing", "KafkaStalled", "read_compacted_topic", "read_topic"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +50,21 @@ async def read_compacted_topic(
     so that callers decode no more than they need. Raises TopicMissing, or
     KafkaUnavailable (KafkaStalled when reading stops making progress).
     """
+    latest: dict[bytes, LatestValue] = {}
+    for message in await read_topic(settings, topic, key_prefix=key_prefix):
+        key = message.key or b""
+        if message.value is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = LatestValue(message.value, message.partition, message.offset)
+    log.debug("read %s whole: %d live keys", topic, len(latest))
+    return latest
+
+
+async def read_topic(
+    settings: Settings, topic: str, *, key_prefix: bytes = b""
+) -> list[ConsumerRecord]:
+    """Every message of `topic` up to its end offsets as of the call, partition by partition."""
     try:
         partitions = await _partitions_of(settings, topic)
         consumer = AIOKafkaConsumer(
@@ -95,13 +109,13 @@ async def _read_to_end(
     topic: str,
     partitions: list[int],
     key_prefix: bytes,
-) -> dict[bytes, LatestValue]:
+) -> list[ConsumerRecord]:
     tps = [TopicPartition(topic, p) for p in partitions]
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     ends = await consumer.end_offsets(tps)
     remaining = {tp for tp in tps if ends[tp] > 0}
-    latest: dict[bytes, LatestValue] = {}
+    found: list[ConsumerRecord] = []
     last_progress = time.monotonic()
     while remaining:
         batches = await consumer.getmany(*remaining, timeout_ms=500)
@@ -109,13 +123,8 @@ async def _read_to_end(
             for message in messages:
                 if message.offset >= ends[tp]:
                     break  # written after we started: not part of "now"
-                key = message.key or b""
-                if not key.startswith(key_prefix):
-                    continue
-                if message.value is None:
-                    latest.pop(key, None)
-                else:
-                    latest[key] = LatestValue(message.value, tp.partition, message.offset)
+                if (message.key or b"").startswith(key_prefix):
+                    found.append(message)
         if batches:
             last_progress = time.monotonic()
         # Position, not the last offset seen: compaction and transaction markers leave gaps.
@@ -128,5 +137,4 @@ async def _read_to_end(
                 f"(LRX_ADMIN_KAFKA_TIMEOUT); partitions left: "
                 f"{', '.join(str(tp.partition) for tp in sorted(remaining))}"
             )
-    log.debug("read %s whole: %d live keys", topic, len(latest))
-    return latest
+    return found
