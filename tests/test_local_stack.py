@@ -57,6 +57,21 @@ def _call(method: str, url: str, body: object | None = None, token: str | None =
         return json.loads(answer.read() or b"{}")
 
 
+def _trace(env: dict[str, str], user: str, done, timeout: float = 60) -> str:
+    """`lrx trace` output for a user, once `done(output)` holds or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("lrx")), "trace", "--site", "sunnybrook",
+             "--user", user],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        if done(result.stdout) or time.monotonic() > deadline:
+            return result.stdout
+        time.sleep(1)
+
+
 def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
     run_dir = tmp_path / "run"
     gateway, emulator = free_port_pair(), free_port_pair()
@@ -114,6 +129,18 @@ def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
                 break
             time.sleep(1)
         assert expected <= delivered, f"not delivered: {expected - delivered}"
+
+        # What an LMS admin sees for the physician: both records delivered with receipts,
+        # a course nobody subscribed, and a colleague with no OCI ID held as pending.
+        _call("POST", f"{base}/v1/users", {"id": 56, "username": "drjones"}, "sb-token")
+        _call("POST", f"{base}/v1/moodle/events", course_completed(courseid=43), "sb-token")
+        _call("POST", f"{base}/v1/moodle/events", course_completed(relateduserid=56), "sb-token")
+        physician = _trace(env, "55", lambda text: "no_recipient" in text)
+        assert physician.count("cmars: DELIVERED") == 2, physician
+        assert OCI_ID in physician
+        assert "course 43: NOT SUBSCRIBED" in physician
+        colleague = _trace(env, "56", lambda text: "PENDING" in text)
+        assert "PENDING (no_oci_id" in colleague, colleague
 
         demo = subprocess.run(
             [str(Path(sys.executable).with_name("lrx")), "demo", "--practitioners", "40"],
