@@ -11,8 +11,10 @@ import asyncio
 import base64
 import logging
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -24,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.settings import REPO_ROOT, Settings
 
-__all__ = ["EmbeddedBroker", "BrokerError", "BrokerStatus"]
+__all__ = ["EmbeddedBroker", "BrokerError", "BrokerStatus", "answers_metadata", "free_port_pair"]
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +231,14 @@ def _alive(pid: int) -> bool:
 
 async def answers_metadata(bootstrap: str, **client_options) -> bool:
     """True when the cluster answers a metadata request with at least one broker."""
-    # aiokafka logs every refused connection at ERROR; while waiting, those are expected.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    # Knock first: aiokafka logs every refused connection at ERROR, and while a
+    # broker starts, refusals are expected rather than worth an operator's attention.
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 3)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=3000, **client_options
     )
@@ -242,4 +250,22 @@ async def answers_metadata(bootstrap: str, **client_options) -> bool:
         return False
     finally:
         await admin.close()
-        logging.getLogger("aiokafka").setLevel(logging.NOTSET)
+
+
+def free_port_pair() -> int:
+    """A port p such that p and p + 1 are both free (a broker's client and controller ports).
+
+    Drawn below the kernel's ephemeral range, so that an outgoing client
+    connection cannot take the controller port between this check and the bind.
+    """
+    low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(20000, low_ephemeral - 2)
+        try:
+            for candidate in (port, port + 1):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no two adjacent free ports below the ephemeral range")

@@ -18,24 +18,19 @@ from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout
 
+from connectors.lms.moodle_events import COURSE_COMPLETED, MODULE_COMPLETION_UPDATED
+from connectors.lms.xapi_statements import COMPLETED
 from connectors.topic_snapshot import read_compacted_topic, read_topic
 from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import INELIGIBLE, PENDING, dlq_topic
+from streams.colleges import CollegeRegistry
 from streams.reporting_period import ReportingCalendar
 
 __all__ = ["DemoPlan", "Outcomes", "plan_traffic", "send_traffic", "account_for"]
 
-# (college identifier, full name, share of practitioners)
-COLLEGES = [
-    ("CA-ON-CPSO", "College of Physicians and Surgeons of Ontario", 0.6),
-    ("CA-ON-CMO", "College of Midwives of Ontario", 0.15),
-    ("CA-ON-RCDSO", "Royal College of Dental Surgeons of Ontario", 0.15),
-    ("CA-ON-COPO", "College of Optometrists of Ontario", 0.1),
-]
-COURSE_COMPLETED = "\\core\\event\\course_completed"
-MODULE_COMPLETION = "\\core\\event\\course_module_completion_updated"
-XAPI_COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+# Most practitioners are physicians; the rest spread over the other colleges in the registry.
+PHYSICIANS = "CA-ON-CPSO"
 BATCH = 100
 
 
@@ -53,12 +48,18 @@ class DemoPlan:
 
 
 def plan_traffic(
-    site: str, practitioners: int, courses: int, now: datetime, seed: int = 7
+    site: str,
+    practitioners: int,
+    courses: int,
+    now: datetime,
+    calendar: ReportingCalendar,
+    colleges: CollegeRegistry,
+    seed: int = 7,
 ) -> DemoPlan:
     """A reproducible mix of users, subscriptions and completions."""
     rng = random.Random(seed)
     plan = DemoPlan(site)
-    period = ReportingCalendar.parse("04-01", "America/Toronto").period_of(now)
+    period = calendar.period_of(now)
     course_ids = [str(100 + n) for n in range(courses)]
     required: dict[str, str] = {}
     for n, course in enumerate(course_ids):
@@ -84,7 +85,7 @@ def plan_traffic(
             "firstname": rng.choice(["Amira", "Ben", "Chen", "Dana", "Eli", "Farah", "Gus"]),
             "lastname": rng.choice(["Singh", "Tremblay", "Wong", "Roy", "Martin", "Nguyen"]),
             "email": f"practitioner{index}@hospital.example",
-            "ociid": _oci_id(rng),
+            "ociid": _oci_id(rng, colleges),
         }
         (plan.late_profiles if rng.random() < 0.1 else plan.profiles).append(profile)
         for course in rng.sample(course_ids, k=rng.randint(1, 3)):
@@ -112,15 +113,17 @@ def plan_traffic(
     return plan
 
 
-def _oci_id(rng: random.Random) -> str | None:
+def _oci_id(rng: random.Random, colleges: CollegeRegistry) -> str | None:
     roll = rng.random()
     if roll < 0.05:
         return None
     if roll < 0.08:
         return rng.choice(["CPSO-12AB", "College of Nurses | 5", "CA-ON-CPSO-"])
-    code, name, _ = rng.choices(COLLEGES, weights=[c[2] for c in COLLEGES])[0]
+    known = list(colleges)
+    weights = [6 if college.code == PHYSICIANS else 1 for college in known]
+    college = rng.choices(known, weights=weights)[0]
     licence = str(rng.randrange(10000, 999999))
-    return f"{code}-{licence}" if rng.random() < 0.5 else f"{name} | {licence}"
+    return f"{college.code}-{licence}" if rng.random() < 0.5 else f"{college.name} | {licence}"
 
 
 def _course_event(user_id: str, course: str, completed: int) -> dict:
@@ -138,7 +141,7 @@ def _course_event(user_id: str, course: str, completed: int) -> dict:
 
 def _module_event(user_id: str, course: str, cmid: str, when: int, state: int) -> dict:
     return {
-        "eventname": MODULE_COMPLETION,
+        "eventname": MODULE_COMPLETION_UPDATED,
         "objectid": int(cmid) * 10000 + int(user_id),
         "userid": user_id,
         "relateduserid": user_id,
@@ -154,7 +157,7 @@ def _statement(site: str, user_id: str, course: str, completed: int, rng: random
     statement = {
         "id": f"{rng.getrandbits(128):032x}",
         "actor": {"account": {"homePage": f"https://{site}.example", "name": user_id}},
-        "verb": {"id": XAPI_COMPLETED},
+        "verb": {"id": COMPLETED},
         "object": {"id": f"https://{site}.example/course/view.php?id={course}"},
         "timestamp": datetime.fromtimestamp(completed, UTC).isoformat(),
     }

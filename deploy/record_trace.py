@@ -26,6 +26,7 @@ from schemas.topics import (
     INELIGIBLE,
     LEARNING_RECORDS,
     PENDING,
+    PIPELINE_DEAD_LETTERS,
     USER_PROFILES,
     course_key,
     dlq_topic,
@@ -59,6 +60,7 @@ class UserTrace:
     profile_state: ProfileState | None
     subscriptions: dict[str, dict[str, Any] | None]  # course id -> CourseRecipients
     records: list[RecordTrace]
+    unreadable: list[str] = field(default_factory=list)  # dead-lettered input of this user
 
     def lines(self) -> list[str]:
         """A report an LMS admin can read."""
@@ -67,6 +69,7 @@ class UserTrace:
             out = [f"{head}: no profile received from the LMS (so no OCI ID)"]
         else:
             out = [f"{head} ({self.profile['username']}): OCI ID {self._oci_text()}"]
+        out += [f"  {line}" for line in self.unreadable]
         if not self.records:
             out.append("  no learning record received for this user"
                        + (" and course" if len(self.subscriptions) == 1 else ""))  # fmt: skip
@@ -106,8 +109,14 @@ async def trace_user(
     key = user_key(site, user_id)
     recipients = settings.recipients
     topics = [LEARNING_RECORDS, USER_PROFILES, COURSE_RECIPIENTS, PENDING, INELIGIBLE]
-    topics += [DELIVERY_RECEIPTS, *map(outbox_topic, recipients), *map(dlq_topic, recipients)]
-    prefixes = {LEARNING_RECORDS: key, USER_PROFILES: key, COURSE_RECIPIENTS: course_key(site, "")}
+    topics += [
+        PIPELINE_DEAD_LETTERS,
+        DELIVERY_RECEIPTS,
+        *map(outbox_topic, recipients),
+        *map(dlq_topic, recipients),
+    ]
+    prefixes = {LEARNING_RECORDS: key, USER_PROFILES: key, PIPELINE_DEAD_LETTERS: key}
+    prefixes[COURSE_RECIPIENTS] = course_key(site, "")
     prefixes |= {outbox_topic(r): key for r in recipients}
     found = await asyncio.gather(
         *(read_topic(settings, t, key_prefix=prefixes.get(t, b"")) for t in topics)
@@ -135,8 +144,11 @@ async def trace_user(
     state = ProfileState.of_profile(profile, colleges) if profile else None
 
     subscriptions: dict[str, dict[str, Any] | None] = {}
-    for value in values(COURSE_RECIPIENTS):
-        subscriptions[value["course_id"]] = value
+    course_prefix = len(course_key(site, ""))
+    for message in by_topic[COURSE_RECIPIENTS]:  # in order, so a tombstone unsubscribes
+        course = message.key[course_prefix:].decode()
+        value = None if message.value is None else codec.decode_any(message.value)[1]
+        subscriptions[course] = value
     courses = {course_id} if course_id else {r["course"]["id"] for r in records.values()}
     subscriptions = {c: subscriptions.get(c) for c in courses}
 
@@ -161,7 +173,23 @@ async def trace_user(
         if not lines:
             lines = ["not decided yet: the worker has not reached it (or is not running)"]
         traces.append(RecordTrace(record, period, lines))
-    return UserTrace(site, user_id, profile, state, subscriptions, traces)
+    trace = UserTrace(site, user_id, profile, state, subscriptions, traces)
+    trace.unreadable = _unreadable(by_topic, key, codec)
+    return trace
+
+
+def _unreadable(by_topic: dict[str, list[ConsumerRecord]], key: bytes, codec: Codec) -> list[str]:
+    """What the worker dead-lettered for this user, and input that does not decode at all."""
+    found = []
+    for message in by_topic[PIPELINE_DEAD_LETTERS]:
+        if message.key == key and message.value is not None:
+            letter = codec.decode_any(message.value)[1]
+            found.append(
+                f"the worker dead-lettered input from {letter['source_topic']}"
+                f"[{letter['source_partition']}]@{letter['source_offset']}: "
+                f"{letter['reason_code']}: {letter['error_message']}"
+            )
+    return found
 
 
 def held_record_ids(pending: list[ConsumerRecord]) -> set[str]:

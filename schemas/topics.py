@@ -17,6 +17,7 @@ __all__ = [
     "user_key",
     "course_key",
     "record_key",
+    "key_part_problem",
     "DAY_MS",
 ]
 
@@ -62,16 +63,30 @@ class Topic:
 # Keys are plain UTF-8 so that any tool can read them. A Moodle user id is unique
 # only within its site, so a user's key is site plus user id; streams keyed this
 # way are co-partitioned with the users table.
+KEY_SEPARATOR = "/"
+
+
+def key_part_problem(value: str) -> str | None:
+    """Why a site, user or course id cannot be part of a key (None if it can).
+
+    With the separator inside an id, site "a/b" + user "c" and site "a" + user
+    "b/c" would share one key, one users-table entry and one OCI ID.
+    """
+    if KEY_SEPARATOR in value:
+        return f"must not contain {KEY_SEPARATOR!r}: lrx joins ids with it in Kafka keys"
+    return None
+
+
 def user_key(site: str, user_id: str) -> bytes:
-    return f"{site}/{user_id}".encode()
+    return f"{site}{KEY_SEPARATOR}{user_id}".encode()
 
 
 def course_key(site: str, course_id: str) -> bytes:
-    return f"{site}/{course_id}".encode()
+    return f"{site}{KEY_SEPARATOR}{course_id}".encode()
 
 
 def record_key(recipient: str, record_id: str) -> bytes:
-    return f"{recipient}/{record_id}".encode()
+    return f"{recipient}{KEY_SEPARATOR}{record_id}".encode()
 
 
 def outbox_topic(recipient: str) -> str:

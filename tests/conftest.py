@@ -8,15 +8,13 @@ which starts a throwaway broker on free ports in a temporary folder.
 
 from __future__ import annotations
 
-import random
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from deploy.broker import EmbeddedBroker
+from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import Settings
 
 
@@ -35,25 +33,6 @@ def settings() -> Iterator[Settings]:
     yield settings
     if started_here:
         broker.stop()
-
-
-def free_port_pair() -> int:
-    """A port p such that p and p + 1 are both free (client and controller listeners).
-
-    Drawn below the kernel's ephemeral range, so that an outgoing client
-    connection cannot take the controller port between this check and the bind.
-    """
-    low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    for _ in range(200):
-        port = random.randrange(20000, low_ephemeral - 2)
-        try:
-            for candidate in (port, port + 1):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", candidate))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no two adjacent free ports")
 
 
 @pytest.fixture

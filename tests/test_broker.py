@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.conftest import free_port_pair
+from deploy.broker import free_port_pair
 
 pytestmark = pytest.mark.kafka
 

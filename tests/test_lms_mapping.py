@@ -199,3 +199,11 @@ def test_own_json_format_problems():
 def test_empty_batch_is_refused():
     with pytest.raises(InvalidInput, match="empty"):
         map_batch("moodle", [], SITE, NOW)
+
+
+def test_ids_that_would_make_ambiguous_kafka_keys_are_refused():
+    # site "a" + user "b/c" would share the key "a/b/c" with site "a/b" + user "c".
+    with pytest.raises(InvalidInput) as caught:
+        map_batch("moodle", course_completed(relateduserid="b/c"), SITE, NOW)
+    assert [p.path for p in caught.value.problems] == ["relateduserid"]
+    assert "'/'" in caught.value.problems[0].message

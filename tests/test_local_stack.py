@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy.broker import free_port_pair
 from deploy.settings import REPO_ROOT
-from tests.conftest import free_port_pair
 from tests.test_lms_mapping import course_completed, statement
 
 pytestmark = pytest.mark.kafka

@@ -27,7 +27,7 @@ from aiokafka.errors import KafkaError
 from connectors.topic_snapshot import read_compacted_topic
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
-from schemas.topics import COURSE_RECIPIENTS, course_key
+from schemas.topics import COURSE_RECIPIENTS, course_key, key_part_problem
 from streams.recipients import RecipientDirectory, UnknownRecipientError
 
 from .problems import InvalidInput, Problem
@@ -284,6 +284,9 @@ def _identifier(path: str, value: object, problems: list[Problem]) -> str:
         problems.append(Problem(path, "must not be empty"))
     elif len(text) > MAX_ID_LENGTH:
         problems.append(Problem(path, f"longer than {MAX_ID_LENGTH} characters"))
+        return ""
+    elif problem := key_part_problem(text):
+        problems.append(Problem(path, problem))
         return ""
     return text
 

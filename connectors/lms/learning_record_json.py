@@ -23,11 +23,11 @@ def learning_record_from_json(item: FieldReader, site: str, now: datetime) -> di
     claimed_site = item.text("site", required=False)
     if claimed_site is not None and claimed_site != site:
         item.problem("site", f"{claimed_site!r} differs from the credential's site {site!r}")
-    user_id = item.text("user_id")
+    user_id = item.identifier("user_id")
     course = item.mapping("course")
     course_ref = None
     if course is not None:
-        course_id = course.text("id")
+        course_id = course.identifier("id")
         course_ref = {
             "id": course_id,
             "shortname": course.text("shortname", required=False) or course_id,
@@ -80,7 +80,7 @@ def user_profile_from_json(item: FieldReader, site: str, now: datetime) -> dict[
     before = len(item.problems)
     profile = {
         "site": site,
-        "user_id": item.text("id"),
+        "user_id": item.identifier("id"),
         "username": item.text("username"),
         "firstname": item.text("firstname", required=False),
         "lastname": item.text("lastname", required=False),

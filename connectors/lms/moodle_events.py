@@ -48,8 +48,8 @@ def learning_record_from_event(
     if name not in (COURSE_COMPLETED, MODULE_COMPLETION_UPDATED):
         return None
     before = len(event.problems)
-    learner = event.text("relateduserid")
-    course_id = event.text("courseid")
+    learner = event.identifier("relateduserid")
+    course_id = event.identifier("courseid")
     object_id = event.text("objectid", required=False)
     completed_at = event.epoch_seconds("timecompleted", required=False)
     if completed_at is None:

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from schemas.topics import key_part_problem
+
 __all__ = ["Problem", "InvalidInput", "FieldReader", "at", "is_unicode_text", "LONE_SURROGATE"]
 
 
@@ -89,6 +91,15 @@ class FieldReader:
             return None
         if len(text) > max_length:
             self.problem(field, f"longer than {max_length} characters")
+            return None
+        return text
+
+    def identifier(self, field: str, required: bool = True) -> str | None:
+        """A site, user or course id: text that can be part of a Kafka key."""
+        text = self.text(field, required)
+        problem = key_part_problem(text) if text else None
+        if problem:
+            self.problem(field, problem)
             return None
         return text
 

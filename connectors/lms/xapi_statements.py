@@ -90,7 +90,7 @@ def _learner(statement: FieldReader, site: str, site_urls: Mapping[str, str]) ->
     if account is None:
         return None
     home_page = account.text("homePage", max_length=2048)
-    name = account.text("name")
+    name = account.identifier("name")
     if home_page and site_urls:
         owner = _site_of_url(home_page, site_urls)
         if owner != site:

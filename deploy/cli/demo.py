@@ -10,6 +10,8 @@ import click
 
 from deploy.demo import account_for, plan_traffic, send_traffic, tally
 from deploy.settings import Settings
+from streams.colleges import CollegeRegistry
+from streams.reporting_period import ReportingCalendar
 
 
 @click.command("demo")
@@ -40,7 +42,9 @@ def command(
     Exits 1 if any record is unaccounted for or in two states at once.
     """
     token, site = next(iter(settings.site_of_token().items()))
-    plan = plan_traffic(site, practitioners, courses, datetime.now(UTC), seed)
+    calendar = ReportingCalendar.parse(settings.period_start, settings.period_timezone)
+    colleges = CollegeRegistry.load(settings.colleges_file)
+    plan = plan_traffic(site, practitioners, courses, datetime.now(UTC), calendar, colleges, seed)
     sent = asyncio.run(send_traffic(settings, plan, token, click.echo))
     click.echo(f"{len(sent)} distinct learning records sent; waiting for them to settle...")
     deadline = time.monotonic() + timeout
