@@ -216,7 +216,12 @@ async def put_course_recipients(request: web.Request) -> web.Response:
         datetime.now(UTC),
     )
     change = await change_course_recipients(
-        settings, request.app[CODEC], request[SITE], value["course_id"], lambda _: value
+        settings,
+        request.app[CODEC],
+        request[SITE],
+        value["course_id"],
+        lambda _: value,
+        publish=request.app[PUBLISHER].publish_course_recipients,
     )
     return web.json_response(
         {

@@ -14,15 +14,11 @@ course lists each resolved recipient once: adding `tahsn` to a course that has
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 
 from connectors.topic_snapshot import read_compacted_topic
 from deploy.settings import Settings
@@ -31,7 +27,7 @@ from schemas.topics import COURSE_RECIPIENTS, course_key, key_part_problem
 from streams.recipients import RecipientDirectory, UnknownRecipientError
 
 from .problems import InvalidInput, Problem
-from .publisher import KafkaUnavailable
+from .publisher import LmsPublisher
 
 __all__ = [
     "CourseRecipients",
@@ -221,27 +217,8 @@ async def publish_course_recipients(
     settings: Settings, codec: Codec, value: Mapping[str, Any]
 ) -> None:
     """Write one course's value, returning once Kafka acknowledged it (acks=all)."""
-    data = codec.encode("CourseRecipients", value)
-    producer = AIOKafkaProducer(
-        acks="all",
-        enable_idempotence=True,
-        request_timeout_ms=int(settings.admin_kafka_timeout * 1000),
-        **settings.kafka_client_options(),
-    )
-    try:
-        async with asyncio.timeout(settings.admin_kafka_timeout):
-            await producer.start()
-            try:
-                await producer.send_and_wait(
-                    COURSE_RECIPIENTS, data, key=course_key(value["site"], value["course_id"])
-                )
-            finally:
-                await producer.stop()
-    except (KafkaError, TimeoutError) as error:
-        raise KafkaUnavailable(
-            f"Kafka at {settings.bootstrap_servers} did not acknowledge the subscription of "
-            f"course {value['course_id']} of site {value['site']}: {error!r}"
-        ) from error
+    async with LmsPublisher(settings, codec) as publisher:
+        await publisher.publish_course_recipients(value)
     log.info(
         "course %s/%s now subscribes %s",
         value["site"],
@@ -258,6 +235,7 @@ async def change_course_recipients(
     change: Callable[[CourseRecipients | None], CourseRecipients],
     *,
     dry_run: bool = False,
+    publish: Callable[[CourseRecipients], Awaitable[None]] | None = None,
 ) -> SubscriptionChange:
     """Read the course's current value, apply `change` to it, and publish the result.
 
@@ -271,7 +249,10 @@ async def change_course_recipients(
     update = SubscriptionChange(before, after, published=False)
     if dry_run or not update.changed:
         return update
-    await publish_course_recipients(settings, codec, after)
+    if publish is None:
+        await publish_course_recipients(settings, codec, after)
+    else:
+        await publish(after)  # a long-running process's own producer (the gateway's)
     return SubscriptionChange(before, after, published=True)
 
 

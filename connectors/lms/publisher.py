@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 
 from deploy.settings import Settings
 from schemas.codec import Codec
-from schemas.topics import LEARNING_RECORDS, USER_PROFILES, user_key
+from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
 
 __all__ = ["LmsPublisher", "KafkaUnavailable"]
 
@@ -60,11 +60,18 @@ class LmsPublisher:
     async def publish_profiles(self, profiles: Iterable[Mapping[str, Any]]) -> None:
         await self._publish(USER_PROFILES, "UserProfile", profiles)
 
+    async def publish_course_recipients(self, value: Mapping[str, Any]) -> None:
+        key = course_key(value["site"], value["course_id"])
+        await self._send(COURSE_RECIPIENTS, "CourseRecipients", [(key, value)])
+
     async def _publish(self, topic: str, message: str, values: Iterable[Mapping[str, Any]]) -> None:
+        await self._send(topic, message, [(user_key(v["site"], v["user_id"]), v) for v in values])
+
+    async def _send(
+        self, topic: str, message: str, keyed: list[tuple[bytes, Mapping[str, Any]]]
+    ) -> None:
         # Encode everything first: a bad value must fail before anything is written.
-        encoded = [
-            (user_key(v["site"], v["user_id"]), self.codec.encode(message, v)) for v in values
-        ]
+        encoded = [(key, self.codec.encode(message, value)) for key, value in keyed]
         try:
             async with asyncio.timeout(self.timeout):
                 futures = [
