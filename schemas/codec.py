@@ -15,8 +15,9 @@ import io
 import json
 import logging
 import re
+import struct
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any
 
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+
+from schemas.projection import BodyReader, wanted_tree
 
 __all__ = [
     "Codec",
@@ -447,6 +450,20 @@ class Codec:
                         f"{name}.{'.'.join(path)}: {problem}",
                         field=".".join(path),
                     )
+        return self._write(message, record)
+
+    def encode_trusted(self, name: str, record: Mapping[str, Any]) -> bytes:
+        """encode() without the codec's own checks, for records this process built itself.
+
+        The checks (uuid text, aware timestamps, strict booleans) guard against input
+        from outside; a record assembled from values that were already decoded or made
+        typed here cannot fail them, and they cost as much as fastavro's write.
+        fastavro still rejects a record that does not fit, with the same CodecError.
+        """
+        return self._write(self._message(name), record)
+
+    def _write(self, message: _Message, record: Mapping[str, Any]) -> bytes:
+        name = message.name
         buffer = io.BytesIO()
         buffer.write(message.header)
         try:
@@ -472,6 +489,31 @@ class Codec:
                 f"{writer.name} {_version_label(writer)}",
             )
         return self._read_body(writer, data)
+
+    def projection(self, name: str, paths: Iterable[str]) -> Callable[[bytes], dict[str, Any]]:
+        """A decode() of message `name` that returns only the fields at `paths` ("a.b.c").
+
+        Bytes written with the current schema are read by a BodyReader, which steps over
+        the other fields rather than building them (a third of decode()'s time for the
+        CMaRS sink's nine fields of RoutedRecord). Anything else, an older writer or
+        bytes it cannot read, goes through decode(): the same values, or the same
+        CodecError. Skipped fields are not checked, so bytes whose only fault lies in a
+        field outside `paths` decode here although decode() rejects them.
+        """
+        paths = tuple(paths)
+        message = self._message(name)
+        reader = BodyReader(message.expanded, paths)
+        header, wanted = message.header, wanted_tree(paths)
+
+        def decode(data: bytes) -> dict[str, Any]:
+            if data[:HEADER_SIZE] == header:
+                try:
+                    return reader.read(bytes(data), HEADER_SIZE)
+                except (ValueError, IndexError, struct.error):
+                    pass  # decode() says what is wrong, in its words
+            return _picked(self.decode(name, data), wanted)
+
+        return decode
 
     def decode_any(self, data: bytes) -> tuple[str, dict[str, Any]]:
         """(message name, record) for bytes of any known message, e.g. in a dead letter."""
@@ -527,6 +569,13 @@ class Codec:
                 f"{len(data) - buffer.tell()} bytes left after the {writer.name} body",
             )
         return record
+
+
+def _picked(record: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: record[name] if sub is None else _picked(record[name], sub)
+        for name, sub in wanted.items()
+    }
 
 
 def _version_label(writer: _Writer) -> str:

@@ -28,7 +28,7 @@ class Entry:
     key: bytes | None
     value: bytes
     record_id: str | None = None
-    routed: dict[str, Any] | None = None
+    routed: dict[str, Any] | None = None  # the RoutedRecord fields the sink reads (ROUTED_FIELDS)
     request: dict[str, Any] | None = None  # the contract record; None if it cannot be sent
     request_json: bytes = b""
     problem: tuple[str, str, str] | None = None  # (reason code, message, exception class)

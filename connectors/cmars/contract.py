@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -11,6 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from connectors.cmars.errors import TransientFailure
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "BATCHES_PATH",
     "SENT_SOURCES",
     "MalformedRecord",
+    "ROUTED_FIELDS",
     "RecordStatus",
     "RecordResult",
     "batch_id_of",
@@ -73,6 +75,21 @@ def batch_id_of(record_ids: Iterable[str]) -> str:
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# The fields of a RoutedRecord that request_record and the sink read: the sink decodes
+# only these (Codec.projection), so a field used here must be listed here.
+ROUTED_FIELDS = (
+    "record_id",
+    "recipient",
+    "oci_id",
+    "period",
+    "record.site",
+    "record.course.id",
+    "record.course.shortname",
+    "record.completed_at",
+    "record.source",
+)
 
 
 def request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,14 +151,18 @@ def _field(container: Mapping[str, Any], path: str, kind: type) -> Any:
 
 
 def record_json(request: Mapping[str, Any]) -> bytes:
-    """One contract record as compact JSON; the sink encodes each once and reuses it."""
-    return json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
+    """One contract record as compact UTF-8 JSON; the sink encodes each once and reuses it."""
+    # orjson: a tenth of json.dumps's time, the same compact, non-ASCII-escaping output.
+    return orjson.dumps(request)
 
 
 def batch_body(batch_id: str, records: list[bytes], sent_at: datetime) -> bytes:
     """The BatchRequest JSON, assembled from records already encoded with record_json."""
-    head = json.dumps({"batch_id": batch_id, "sent_at": rfc3339(sent_at)}, separators=(",", ":"))
-    return b"".join((head[:-1].encode(), b',"records":[', b",".join(records), b"]}"))
+    head = orjson.dumps({"batch_id": batch_id, "sent_at": rfc3339(sent_at)})
+    return b"".join((head[:-1], b',"records":[', b",".join(records), b"]}"))
+
+
+_STATUSES = {str(status): status for status in RecordStatus}
 
 
 def parse_batch_result(payload: bytes, record_ids: Iterable[str]) -> dict[str, RecordResult]:
@@ -150,13 +171,15 @@ def parse_batch_result(payload: bytes, record_ids: Iterable[str]) -> dict[str, R
     An answer we cannot read is a TransientFailure: retrying is safe (the batch id
     makes it idempotent), while dead-lettering would blame the records for it.
     """
+    statuses = _STATUSES
     try:
-        document = json.loads(payload)
+        document = orjson.loads(payload)
         results = {}
         for item in document["results"]:
-            status = RecordStatus(item["status"])
-            results[str(item["record_id"])] = RecordResult(
-                str(item["record_id"]), status, item.get("code"), item.get("message")
+            record_id = str(item["record_id"])
+            # A dict lookup, not RecordStatus(...): the enum call costs more than the rest.
+            results[record_id] = RecordResult(
+                record_id, statuses[item["status"]], item.get("code"), item.get("message")
             )
     except (ValueError, KeyError, TypeError) as error:
         raise TransientFailure(f"unreadable 200 answer from CMaRS: {error!r}", 200) from None

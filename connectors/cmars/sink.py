@@ -15,19 +15,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from connectors.cmars.batch import Batcher, Entry
 from connectors.cmars.client import CmarsClient
-from connectors.cmars.contract import MalformedRecord, record_json, request_record
+from connectors.cmars.contract import (
+    ROUTED_FIELDS,
+    MalformedRecord,
+    record_json,
+    request_record,
+)
 from connectors.cmars.dead_letter import dead_letter_message
 from connectors.cmars.delivery import BatchDelivery, DeliveryAbandoned, Settlement
 from connectors.cmars.ledger import receipt_message
@@ -44,6 +48,9 @@ log = logging.getLogger(__name__)
 
 POLL_MS = 500
 LAG_EVERY = 2.0  # seconds between lag refreshes; each costs a committed-offsets lookup
+# Settled batches whose receipts and commit may be under way at once, beside the batch on
+# the wire; past that the loop waits, so a slow broker slows the sink instead of piling up.
+FINISHING_MAX = 2
 
 
 def sink_group(settings: Settings, recipient: str) -> str:
@@ -94,6 +101,7 @@ class CmarsSink:
         self.clock = clock or SystemClock()
         self.metrics = metrics or SinkMetrics.create(recipient)
         self.codec = codec or Codec.default()
+        self._read_routed = self.codec.projection("RoutedRecord", ROUTED_FIELDS)
         self.policy = policy or RetryPolicy(
             initial=settings.sink_retry_initial,
             cap=settings.sink_retry_cap,
@@ -120,9 +128,9 @@ class CmarsSink:
             **options,
         )
         self.producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **options)
-        self._partitioner = DefaultPartitioner()
         self._inflight: _InFlight | None = None
         self._finish_lock = asyncio.Lock()
+        self._finishing: deque[asyncio.Task[None]] = deque()
         self._poll: asyncio.Task | None = None
         self._committed: dict[TopicPartition, int] = {}
         self._lag_at = 0.0
@@ -187,15 +195,20 @@ class CmarsSink:
         if not self.schedule.continuous:
             await self._follow_schedule()
         self._apply_pauses()
-        if self._poll is None:
+        if self._poll is None and not (self._inflight is not None and self.batcher.full):
+            # A full batch waits for the one in flight; meanwhile the fetcher keeps what it
+            # has prefetched. (Pausing the partitions instead would make aiokafka discard its
+            # prefetched records, to be fetched again: most of the broker's work and ours.)
             self._poll = asyncio.ensure_future(
                 self.consumer.getmany(timeout_ms=POLL_MS, max_records=self.batcher.max_records)
             )
-        waiters: set[asyncio.Future] = {self._poll, stop_waiter}
+        waiters: set[asyncio.Future] = {stop_waiter}
+        if self._poll is not None:
+            waiters.add(self._poll)
         if self._inflight is not None:
             waiters.add(self._inflight.task)
         await asyncio.wait(waiters, timeout=self._idle_timeout(), return_when="FIRST_COMPLETED")
-        if self._poll.done():
+        if self._poll is not None and self._poll.done():
             fetched = self._poll.result()
             self._poll = None
             for messages in fetched.values():
@@ -208,14 +221,14 @@ class CmarsSink:
             if batch:
                 self._launch(batch)
         if finished is not None:
-            # The next batch is already on the wire while this one's receipts are written;
-            # commits stay in batch order because _finish runs one at a time.
-            await self._finish(finished)
+            await self._finish_beside(finished)
+        self._reap_finished()
         if (
             self.window_open
             and self._window_fetched()
             and not self.batcher
             and self._inflight is None
+            and not self._finishing
         ):
             self._close_window()
         await self._refresh_lag()
@@ -246,7 +259,7 @@ class CmarsSink:
             message.topic, message.partition, message.offset, message.key, message.value or b""
         )
         try:
-            routed = self.codec.decode("RoutedRecord", entry.value)
+            routed = self._read_routed(entry.value)
         except CodecError as error:
             log.warning("%s is not a RoutedRecord (%s): dead-lettering it", entry.where(), error)
             entry.problem = ("undecodable", f"{error.kind}: {error}", type(error).__name__)
@@ -271,6 +284,29 @@ class CmarsSink:
         settlement = Settlement()
         task = asyncio.ensure_future(self.delivery.deliver(batch, settlement))
         self._inflight = _InFlight(batch, task, settlement)
+
+    async def _finish_beside(self, inflight: _InFlight) -> None:
+        """Write a settled batch's receipts and commit it in a task of its own.
+
+        The next batch is already on the wire, and the loop goes on decoding the one
+        after, while Kafka acknowledges these receipts and the commit. Commits stay in
+        batch order: tasks are started in order and _finish_lock hands itself out FIFO.
+        """
+        while len(self._finishing) >= FINISHING_MAX:
+            await asyncio.wait({self._finishing[0]})
+            self._reap_finished()
+        self._finishing.append(asyncio.ensure_future(self._finish(inflight)))
+
+    def _reap_finished(self) -> None:
+        """Forget finished _finish tasks; one that failed (a bug) stops the sink here."""
+        while self._finishing and self._finishing[0].done():
+            self._finishing.popleft().result()
+
+    async def _settle_finishing(self) -> None:
+        """Wait until every _finish task has written and committed its batch."""
+        if self._finishing:
+            await asyncio.wait(set(self._finishing))
+            self._reap_finished()
 
     async def _finish(self, inflight: _InFlight | None = None) -> None:
         """Write the settled part of a batch (default: the one in flight), then commit it."""
@@ -330,18 +366,27 @@ class CmarsSink:
 
     async def _send_receipts(self, settlement: Settlement) -> list[asyncio.Future]:
         """Produce the receipts in one record batch per partition: far cheaper than one
-        send() per receipt. Partitions follow the default partitioner, as any producer's."""
+        send() per receipt."""
         if not settlement.delivered:
             return []
         partitions = sorted(await self.producer.partitions_for(DELIVERY_RECEIPTS))
         builders: dict[int, Any] = {}
         sends = []
+        encode = self.codec.encode_trusted
         for done in settlement.delivered:
             key, value = receipt_message(
                 done.entry, done.result, done.batch_id, self.recipient, done.at
             )
-            payload = self.codec.encode("DeliveryReceipt", value)
-            partition = self._partitioner(key, partitions, partitions)
+            # Trusted: CMaRS accepted the record, so its id is the UUID the contract demands,
+            # and delivered_at is our own aware datetime; the codec's extra checks add nothing.
+            payload = encode("DeliveryReceipt", value)
+            # The receipt goes to the partition number of the outbox record it settles rather
+            # than murmur2(key) (a third of the per-record cost). Compaction still keeps one
+            # receipt per key: a record id is derived from its user, the outbox is partitioned
+            # by user, so every copy of a record, and so every receipt for its key, comes from
+            # one outbox partition and lands in one receipts partition. Both topics have the
+            # catalogue's partition count; the modulo only keeps this deterministic otherwise.
+            partition = partitions[done.entry.partition % len(partitions)]
             builder = builders.get(partition)
             if builder is None:
                 builder = builders[partition] = self.producer.create_batch()
@@ -388,8 +433,12 @@ class CmarsSink:
                 await self._finish()
             elif not done:
                 log.warning("a rebalance revoked partitions of the batch in flight; abandoning it")
+        if self._finishing:
+            # Let commits already under way finish while we still own the partitions;
+            # a failure among them is raised by _reap_finished in the loop.
+            await asyncio.wait(set(self._finishing))
         async with self._finish_lock:
-            pass  # let a commit already under way finish while we still own the partitions
+            pass
         dropped = self.batcher.drop(revoked)
         for tp in revoked:
             self.window_ends.pop(tp, None)
@@ -411,6 +460,9 @@ class CmarsSink:
             done, _ = await asyncio.wait({inflight.task}, timeout=self.settings.sink_shutdown_grace)
             if not done:
                 inflight.task.cancel()
+        try:
+            await self._settle_finishing()
+        finally:
             await self._finish()
 
     # --- pausing and the schedule
@@ -419,8 +471,6 @@ class CmarsSink:
         assigned = self.consumer.assignment()
         if self._next_window is not None:
             wanted = set(assigned)  # between windows Kafka is the buffer
-        elif self._inflight is not None and self.batcher.full:
-            wanted = set(assigned)  # a full batch waits: stop fetching more for now
         else:
             wanted = {tp for tp in assigned if self._reached_window_end(tp)}
         paused = self.consumer.paused() & assigned

@@ -1,0 +1,118 @@
+"""The codec's fast paths: projected decoding (schemas/projection.py) and trusted encoding.
+
+Each must give exactly what the checking path gives, or the same CodecError.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from connectors.cmars.contract import ROUTED_FIELDS
+from schemas.codec import HEADER_SIZE, MARKER, Codec, CodecError
+from schemas.projection import BodyReader, wanted_tree
+from tests.test_cmars_contract import routed_record
+from tests.test_codec import learning_record
+
+CODEC = Codec.default()
+
+
+def picked(record: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] if v is None else picked(record[k], v) for k, v in wanted.items()}
+
+
+def routed_variants() -> list[dict[str, Any]]:
+    plain = routed_record(7)
+    rich = routed_record(2**20, site="sí-te ✓", licence="0" * 200)
+    rich["record"]["activity"] = {"cmid": "9", "name": "Supporting Documentation", "modname": None}
+    rich["record"]["course"]["idnumber"] = "ACLS/ü"
+    rich["record"]["expires_at"] = datetime(2099, 1, 1, tzinfo=UTC)
+    rich["record"]["completed_at"] = datetime(1969, 12, 31, 23, 59, 59, 1000, tzinfo=UTC)
+    rich["record"]["voided"] = True
+    rich["record"]["source"] = "xapi"
+    rich["record"]["origin"]["xapi_statement_id"] = "statement-1"
+    rich["routed_at"] = datetime(2026, 5, 1, tzinfo=UTC) + timedelta(days=10**5)
+    return [plain, rich]
+
+
+@pytest.mark.parametrize("routed", routed_variants())
+def test_projection_gives_the_fields_decode_gives(routed: dict[str, Any]) -> None:
+    data = CODEC.encode("RoutedRecord", routed)
+    full = CODEC.decode("RoutedRecord", data)
+    assert CODEC.projection("RoutedRecord", ROUTED_FIELDS)(data) == picked(
+        full, wanted_tree(ROUTED_FIELDS)
+    )
+    every = [f["name"] for f in CODEC.schema("RoutedRecord")["fields"]]
+    assert CODEC.projection("RoutedRecord", every)(data) == full
+
+
+def test_projection_of_a_whole_learning_record_is_decode() -> None:
+    record = learning_record()
+    data = CODEC.encode("LearningRecord", record)
+    every = [f["name"] for f in CODEC.schema("LearningRecord")["fields"]]
+    assert CODEC.projection("LearningRecord", every)(data) == CODEC.decode("LearningRecord", data)
+
+
+def test_every_truncation_is_the_same_codec_error_as_decode() -> None:
+    data = CODEC.encode("RoutedRecord", routed_variants()[1])
+    read = CODEC.projection("RoutedRecord", ROUTED_FIELDS)
+    for length in range(len(data)):
+        with pytest.raises(CodecError) as caught:
+            read(data[:length])
+        assert caught.value.kind == "truncated", length
+
+
+@pytest.mark.parametrize(
+    ("mangle", "kind"),
+    [
+        (lambda data: b"\x00\x01" + data[2:], "bad_marker"),
+        (lambda data: MARKER + bytes(8) + data[HEADER_SIZE:], "unknown_fingerprint"),
+        (lambda data: data + b"\x00", "invalid_record"),
+        (lambda data: CODEC.encode("LearningRecord", learning_record()), "wrong_schema"),
+    ],
+)
+def test_unreadable_bytes_are_the_same_codec_error_as_decode(mangle: Any, kind: str) -> None:
+    data = mangle(CODEC.encode("RoutedRecord", routed_record(1)))
+    with pytest.raises(CodecError) as caught:
+        CODEC.projection("RoutedRecord", ROUTED_FIELDS)(data)
+    assert caught.value.kind == kind
+
+
+def test_a_corrupt_wanted_string_is_the_codec_error_of_decode() -> None:
+    routed = routed_record(1, site="zzzz")
+    data = CODEC.encode("RoutedRecord", routed).replace(b"zzzz", b"z\xffzz")
+    with pytest.raises(CodecError) as caught:
+        CODEC.projection("RoutedRecord", ROUTED_FIELDS)(data)
+    assert caught.value.kind == "invalid_record"
+
+
+def test_a_path_that_names_no_field_is_refused_up_front() -> None:
+    with pytest.raises(ValueError, match="record.colour: not a field of LearningRecord"):
+        BodyReader(CODEC.schema("RoutedRecord"), ["record.colour"])
+
+
+def receipt(**changes: Any) -> dict[str, Any]:
+    return {
+        "record_id": "200cca00-2d0e-520a-96e9-ac8c5a615939",
+        "recipient": "cmars",
+        "batch_id": "6f1d2c4e-8a61-5b0e-9c4a-2f3b1d7e5a90",
+        "delivered_at": datetime(2026, 5, 1, 12, 0, 0, 123000, tzinfo=UTC),
+        "outcome": "accepted",
+        "oci_id": "CA-ON-CPSO-12345",
+        "message": None,
+        **changes,
+    }
+
+
+def test_trusted_encoding_writes_the_bytes_encode_writes() -> None:
+    assert CODEC.encode_trusted("DeliveryReceipt", receipt()) == CODEC.encode(
+        "DeliveryReceipt", receipt()
+    )
+
+
+def test_trusted_encoding_still_names_the_field_that_does_not_fit() -> None:
+    with pytest.raises(CodecError, match=r"DeliveryReceipt\.oci_id: expected string") as caught:
+        CODEC.encode_trusted("DeliveryReceipt", receipt(oci_id=12345))
+    assert caught.value.field == "oci_id"
