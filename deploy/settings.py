@@ -134,6 +134,18 @@ class Settings:
         "ISO 8601 instant the worker takes as its start time (the clock then runs on from "
         "it), for tests and drills of a period change. Empty: the real clock.",
     )
+    pipeline_batch_size: int = setting(
+        "LRX_PIPELINE_BATCH_SIZE",
+        1000,
+        "Most input events the worker decides before it waits once for Kafka to acknowledge "
+        "their outputs (and only then commits them).",
+    )
+    pipeline_batch_wait: float = setting(
+        "LRX_PIPELINE_BATCH_WAIT",
+        0.02,
+        "Seconds the worker waits for a batch to fill before deciding the events it has; "
+        "bounds the latency batching adds at low rates.",
+    )
 
     # --- LMS ingress (connectors/gateway, connectors/lms, `lrx gateway`, `lrx publish`).
     ingest_tokens: tuple[str, ...] = setting(

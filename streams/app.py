@@ -1,9 +1,15 @@
 """The Faust app: one agent routes learning records and applies profile changes.
 
 Learning records and user profiles are both keyed by site/user, so a single
-agent reads the two topics, co-partitioned, one event at a time: a profile and a
-record of the same user are never handled at once, and the users and activity
-completions tables live on the worker that owns the user's partition.
+agent reads the two topics, co-partitioned, in order: a profile and a record of
+the same user are never handled at once, and the users and activity completions
+tables live on the worker that owns the user's partition.
+
+The agent takes events in batches (`noack_take`): it decides each event of a
+batch in turn, waits once until Kafka has acknowledged all their outputs, and
+only then acks the events, so an offset is never committed before its outputs
+exist. Waiting per batch instead of per record is what lets the producer send
+many records per request.
 
 `concurrency=1` and at-least-once processing: faust-streaming can commit past an
 in-flight event with more (faust #606), and its exactly_once mode has open
@@ -13,12 +19,16 @@ are instead prevented by the decision log (streams/decision_log.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import weakref
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.streams import _current_event
 
 from deploy.settings import Settings
 from schemas.codec import Codec
@@ -41,23 +51,28 @@ STAGE = "streams.pipeline"
 
 
 class FaustOutputs:
-    """Outputs through the app's producer, so Faust flushes them before committing offsets."""
+    """Outputs through the app's producer (Faust also flushes it before committing offsets)."""
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
+        self._unacknowledged: list[Awaitable[Any]] = []
 
     async def send(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        partition: int,
+        partition: int | None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        await self.app.producer.send(topic, key, value, partition, None, headers)
+        delivery = await self.app.producer.send(topic, key, value, partition, None, headers)
+        self._unacknowledged.append(delivery)
 
     async def flush(self) -> None:
-        await self.app.producer.flush()
+        """Wait for the acknowledgements of what was sent; a failed delivery raises."""
+        deliveries, self._unacknowledged = self._unacknowledged, []
+        if deliveries:
+            await asyncio.gather(*deliveries)
 
 
 class PipelineApp:
@@ -95,10 +110,11 @@ class PipelineApp:
         async def read_logs(partitions: Any) -> Any:
             return await read_decision_log(settings, self.codec, partitions)
 
+        self.outputs = FaustOutputs(self.app)
         self.pipeline = Pipeline(
             rules,
             MessageWriter(self.codec),
-            FaustOutputs(self.app),
+            self.outputs,
             read_logs,
             self.users,
             self.completions,
@@ -117,14 +133,18 @@ class PipelineApp:
             value_serializer=CODEC_NAME,
         )
 
+        settings = self.settings
+
         @app.agent(inputs, name="route-records", concurrency=1)
         async def route_records(stream: faust.Stream) -> None:
-            # Faust acks an event when the loop body is left, even by cancellation at
-            # shutdown; acking only after handling keeps an interrupted event uncommitted.
-            events = stream.noack()
-            async for event in events.events():
-                await self.handle(event)
-                await events.ack(event)
+            # `take` and `take_events` ack a batch when the loop body is left, even by
+            # cancellation at shutdown; `noack_take` leaves acking to us, after handling,
+            # so an interrupted batch stays uncommitted.
+            batches = stream.noack_take(settings.pipeline_batch_size, settings.pipeline_batch_wait)
+            async for events in batches:
+                await self.handle_batch(events)
+                for event in events:
+                    await stream.ack(event)
 
         @app.task
         async def read_subscriptions() -> None:
@@ -159,11 +179,23 @@ class PipelineApp:
             tp.partition for tp in self.app.consumer.assignment() if tp.topic == LEARNING_RECORDS
         }
 
+    async def handle_batch(self, events: list[Any]) -> None:
+        """Handle events in order; returns once all their outputs are acknowledged."""
+        await self.subscriptions.ready.wait()
+        # Every assigned partition's decision log in one read, not one read per partition.
+        await self.pipeline.load(self.assigned_partitions())
+        async with self.pipeline.batch():
+            for event in events:
+                # Tables take the changelog partition of a write from the current event;
+                # `noack_take` sets it only in its own background task, not in the agent's.
+                _current_event.set(weakref.ref(event))
+                await self.handle(event)
+            _current_event.set(None)
+
     async def handle(self, event: Any) -> None:
         """Handle one input event; anything that cannot be handled is dead-lettered."""
         message = event.message
         value: Decoded | None = event.value
-        await self.subscriptions.ready.wait()
         try:
             problem = await self._dispatch(message, value)
         except Exception as error:  # one bad event must not stop the partition
@@ -236,7 +268,7 @@ class PipelineApp:
             text,
         )
         encoded = self.codec.encode("DeadLetter", dead)
-        await self.app.producer.send(PIPELINE_DEAD_LETTERS, message.key, encoded, None, None, None)
+        await self.outputs.send(PIPELINE_DEAD_LETTERS, message.key, encoded, None)
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -252,8 +284,8 @@ def faust_settings(settings: Settings) -> dict[str, Any]:
         "topic_disable_leader": True,
         "table_standby_replicas": 0,
         "consumer_auto_offset_reset": "earliest",
-        # Without linger nearly every output is a produce request of its own. Kept short
-        # because releasing held records waits for a flush, which waits out the linger.
+        # A batch's outputs are sent together and then awaited, which waits out the
+        # linger once per batch: kept short.
         "producer_linger": 0.005,
         "producer_max_batch_size": 256 * 1024,
         "broker_session_timeout": settings.worker_session_timeout,

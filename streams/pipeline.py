@@ -8,13 +8,20 @@ Order of writes is what keeps a crash harmless: a pending record's tombstone is
 written only after its outbox or ineligible entry has been acknowledged, so a
 worker killed in between holds the record again after restart and the decision
 log (streams/decision_log.py) keeps the second write from duplicating the first.
+
+Inside `batch()` the pipeline decides many events before waiting for Kafka once:
+the decisions update the in-memory logs at once, so later events of the batch
+see them, while the tombstones of released records wait until the batch's
+outputs are acknowledged (`settle`). The caller acks the batch's events only
+after that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, MutableMapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -87,6 +94,9 @@ class Pipeline:
         self.logs: dict[int, DecisionLog] = {}
         # One event, sweep or rebalance at a time: each reads and changes the same logs.
         self.lock = asyncio.Lock()
+        self._batching = False
+        # Released records whose tombstones wait for their outcomes to be acknowledged.
+        self._unreleased: dict[str, int] = {}  # record id -> partition
 
     # --- events
 
@@ -101,7 +111,8 @@ class Pipeline:
             released = await self._apply(partition, key, record, raw, outcomes, decisions)
             if is_activity:
                 released += await self._recheck_held(partition, key, decisions)
-            await self._release(partition, decisions, released)
+            self._release(partition, decisions, released)
+            await self._settle_unless_batching()
 
     async def on_profile(self, partition: int, key: bytes, profile: dict[str, Any] | None) -> None:
         async with self.lock:
@@ -113,7 +124,8 @@ class Pipeline:
                 state = ProfileState.of_profile(profile, self.rules.colleges)
                 self.users[user] = profile_to_table(state)
             released = await self._recheck_held(partition, key, decisions)
-            await self._release(partition, decisions, released)
+            self._release(partition, decisions, released)
+            await self._settle_unless_batching()
 
     async def close_periods(self, partitions: Iterable[int]) -> int:
         """Reject held records whose reporting period has closed; returns how many."""
@@ -138,7 +150,8 @@ class Pipeline:
                             partition, key, record, pending.raw, outcomes, decisions
                         )
                 closed += len(released)
-                await self._release(partition, decisions, released)
+                self._release(partition, decisions, released)
+            await self._settle_unless_batching()
             return closed
 
     async def load(self, partitions: Iterable[int]) -> None:
@@ -146,7 +159,34 @@ class Pipeline:
         async with self.lock:
             missing = [p for p in partitions if p not in self.logs]
             if missing:
+                await self.settle()
                 self.logs.update(await self.read_decision_log(missing))
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Decide several events, then wait once until all their outputs are acknowledged.
+
+        Leaving by an exception (cancellation included) does not settle: the caller
+        then acks none of the batch's events, so they are handled again.
+        """
+        if self._batching:
+            raise RuntimeError("pipeline batches do not nest")
+        self._batching = True
+        try:
+            yield
+        finally:
+            self._batching = False
+        await self.settle()
+
+    async def settle(self) -> None:
+        """Wait until every output is acknowledged, then tombstone the records released."""
+        await self.outputs.flush()
+        if not self._unreleased:
+            return
+        unreleased, self._unreleased = self._unreleased, {}
+        for record_id, partition in unreleased.items():
+            await self.outputs.send(PENDING, record_id.encode(), None, partition)
+        await self.outputs.flush()
 
     async def forget(self, partitions: Iterable[int]) -> None:
         """Drop what we know of partitions another worker may now own."""
@@ -159,9 +199,15 @@ class Pipeline:
 
     # --- internals
 
+    async def _settle_unless_batching(self) -> None:
+        if not self._batching:
+            await self.settle()
+
     async def _decision_log(self, partition: int) -> DecisionLog:
         decisions = self.logs.get(partition)
         if decisions is None:
+            # A log read back must include what this worker has written but not yet settled.
+            await self.settle()
             decisions = (await self.read_decision_log([partition]))[partition]
             self.logs[partition] = decisions
         return decisions
@@ -241,6 +287,9 @@ class Pipeline:
                 decisions.rejected.add(seen)
             elif isinstance(outcome, Hold):
                 held = True
+                if record_id in self._unreleased:
+                    # Held again before its release's tombstone: that tombstone goes first.
+                    await self.settle()
                 if not decisions.is_pending(record_id):
                     value = self.writer.pending(record, raw)
                     await self.outputs.send(PENDING, record_id.encode(), value, partition)
@@ -250,11 +299,8 @@ class Pipeline:
             return [record_id]
         return []
 
-    async def _release(self, partition: int, decisions: DecisionLog, record_ids: list[str]) -> None:
-        """Tombstone held records once their outcomes are safely written."""
-        if not record_ids:
-            return
-        await self.outputs.flush()
+    def _release(self, partition: int, decisions: DecisionLog, record_ids: list[str]) -> None:
+        """Forget held records now; `settle` tombstones them once their outcomes are written."""
         for record_id in record_ids:
-            await self.outputs.send(PENDING, record_id.encode(), None, partition)
             decisions.release(record_id)
+            self._unreleased[record_id] = partition

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -54,6 +54,10 @@ class ReportingCalendar:
     month: int = 4
     day: int = 1
     timezone: str = "America/Toronto"
+    # Periods found lately: nearly every instant the pipeline asks about falls in one of them.
+    _recent: list[ReportingPeriod] = field(
+        default_factory=list, init=False, repr=False, compare=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         try:
@@ -82,6 +86,15 @@ class ReportingCalendar:
     def period_of(self, instant: datetime) -> ReportingPeriod:
         """The one period that contains `instant` (timezone-aware)."""
         instant = _utc(instant)
+        for period in self._recent:
+            if period.start <= instant < period.end:
+                return period
+        found = self._period_containing(instant)
+        self._recent.insert(0, found)
+        del self._recent[4:]
+        return found
+
+    def _period_containing(self, instant: datetime) -> ReportingPeriod:
         local = instant.astimezone(ZoneInfo(self.timezone))
         year = local.year if (local.month, local.day) >= (self.month, self.day) else local.year - 1
         # The local date decides in all but contrived zones; the UTC comparison makes it exact.
