@@ -37,13 +37,12 @@ from connectors.cmars.contract import (  # noqa: E402
     request_record,
 )
 from connectors.cmars.sink import CmarsSink  # noqa: E402
-from deploy.broker import EmbeddedBroker  # noqa: E402
+from deploy.broker import EmbeddedBroker, free_port_pair  # noqa: E402
 from deploy.settings import REPO_ROOT, Settings  # noqa: E402
 from deploy.topic_provisioning import apply_catalogue  # noqa: E402
 from schemas.codec import Codec  # noqa: E402
+from schemas.examples import routed_record  # noqa: E402
 from schemas.topics import outbox_topic, user_key  # noqa: E402
-from tests.conftest import free_port_pair  # noqa: E402
-from tests.test_cmars_contract import routed_record  # noqa: E402
 
 TOKEN = "bench-token"
 RECIPIENT = "cmars"
@@ -102,7 +101,7 @@ async def run_sink(settings: Settings, records: int) -> tuple[float, float, int]
     labels = {"recipient": RECIPIENT, "outcome": "accepted"}
 
     def delivered() -> int:
-        return int(sink.metrics.registry.sample("lrx_sink_records_delivered_total", labels) or 0)
+        return int(sink.metrics.metrics.sample("lrx_sink_records_delivered_total", labels) or 0)
 
     stop = asyncio.Event()
     began = time.perf_counter()

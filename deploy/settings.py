@@ -209,12 +209,15 @@ class Settings:
     # --- CMaRS delivery (connectors/cmars): the sink, its retries and schedule, and the emulator.
     cmars_url: str = setting(
         "LRX_CMARS_URL",
-        "http://127.0.0.1:8089",
-        "Base URL of the CMaRS push API (connectors/cmars/openapi.yaml); the default is "
-        "`lrx emulator cmars`.",
+        "",
+        "Base URL of the CMaRS push API (connectors/cmars/openapi.yaml). Empty: the local "
+        "emulator at LRX_EMULATOR_HOST:LRX_EMULATOR_PORT with LRX_EMULATOR_TOKEN, which "
+        "`lrx up` then starts.",
     )
     cmars_token: str = setting(
-        "LRX_CMARS_TOKEN", "local-emulator-token", "Bearer token the sink presents to CMaRS."
+        "LRX_CMARS_TOKEN",
+        "",
+        "Bearer token the sink presents to the CMaRS at LRX_CMARS_URL; required with it.",
     )
     cmars_request_timeout: float = setting(
         "LRX_CMARS_REQUEST_TIMEOUT",
@@ -361,6 +364,8 @@ class Settings:
             raise SettingsError("LRX_KAFKA_SASL_MECHANISM is required with SASL")
         self.site_of_token()
         self.site_url_map()
+        if self.cmars_url and not self.cmars_token:
+            raise SettingsError("LRX_CMARS_TOKEN is required when LRX_CMARS_URL is set")
         for name in ("broker_port", "replication_factor"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{_env_of(name)} must be at least 1")
@@ -388,6 +393,14 @@ class Settings:
     @property
     def controller_port(self) -> int:
         return self.broker_controller_port or self.broker_port + 1
+
+    @property
+    def cmars_endpoint(self) -> tuple[str, str]:
+        """(base URL, bearer token) of the CMaRS the sink delivers to: LRX_CMARS_URL with
+        LRX_CMARS_TOKEN, or, when LRX_CMARS_URL is empty, the local emulator."""
+        if self.cmars_url:
+            return self.cmars_url, self.cmars_token
+        return f"http://{self.emulator_host}:{self.emulator_port}", self.emulator_token
 
     def kafka_client_options(self) -> dict[str, Any]:
         """Keyword arguments shared by every aiokafka producer, consumer and admin client."""

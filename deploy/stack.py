@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -44,7 +43,6 @@ class Component:
     args: list[str]
     address: str = ""  # where it listens, for the start-up summary
     health_url: str = ""  # answered 200 once it is ready; empty: alive is ready
-    env: dict[str, str] = field(default_factory=dict)  # settings only this component gets
     process: subprocess.Popen | None = field(default=None, repr=False)
 
 
@@ -60,16 +58,9 @@ def components_of(settings: Settings, with_emulator: bool) -> list[Component]:
             )
         )  # fmt: skip
     components.append(Component("worker", ["worker"], "stream worker (Faust)"))
-    sink_env = {}
-    cmars_url = settings.cmars_url
-    if with_emulator:
-        # The sink delivers to the emulator this stack runs, wherever it listens.
-        cmars_url = f"http://{settings.emulator_host}:{settings.emulator_port}"
-        sink_env = {"LRX_CMARS_URL": cmars_url, "LRX_CMARS_TOKEN": settings.emulator_token}
     metrics = f"metrics on :{settings.metrics_port}" if settings.metrics_port else "no metrics"
-    components.append(
-        Component("sink", ["sink", "cmars"], f"CMaRS sink -> {cmars_url}, {metrics}", env=sink_env)
-    )
+    cmars_url = settings.cmars_endpoint[0]  # the emulator above when LRX_CMARS_URL is empty
+    components.append(Component("sink", ["sink", "cmars"], f"CMaRS sink -> {cmars_url}, {metrics}"))
     gateway = f"http://127.0.0.1:{settings.gateway_port}"
     components.append(
         Component("gateway", ["gateway"], f"{gateway} (ingest gateway)", f"{gateway}/healthz")
@@ -119,7 +110,6 @@ class LocalStack:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=os.environ | component.env,
                 start_new_session=True,  # Ctrl-C reaches `lrx up`, which stops them in order
                 preexec_fn=_die_with_parent,
             )
@@ -177,8 +167,3 @@ async def _answers(url: str) -> bool:
             return response.status == 200
     except (OSError, TimeoutError):
         return False
-
-
-def environment_names_cmars() -> bool:
-    """True when the operator pointed LRX_CMARS_URL somewhere: then no emulator is started."""
-    return bool(os.environ.get("LRX_CMARS_URL"))

@@ -509,7 +509,7 @@ class Codec:
             if data[:HEADER_SIZE] == header:
                 try:
                     return reader.read(bytes(data), HEADER_SIZE)
-                except (ValueError, IndexError, struct.error):
+                except (ValueError, IndexError, OverflowError, struct.error):
                     pass  # decode() says what is wrong, in its words
             return _picked(self.decode(name, data), wanted)
 
@@ -558,7 +558,8 @@ class Codec:
                 CodecError.TRUNCATED,
                 f"{writer.name} body ends early ({len(data)} bytes in all)",
             ) from None
-        except (ValueError, TypeError, KeyError, UnicodeDecodeError) as error:
+        except (ValueError, TypeError, KeyError, UnicodeDecodeError, OverflowError) as error:
+            # OverflowError: a timestamp another writer put outside Python's years 1 to 9999.
             raise CodecError(
                 CodecError.INVALID_RECORD,
                 f"{writer.name} {_version_label(writer)} body is corrupt: {error}",

@@ -125,9 +125,15 @@ def catalogue(partitions: int, recipients: Iterable[str]) -> list[Topic]:
             "Records held until their user has a valid OCI ID; a tombstone releases one.",
             compacted=True,
         ),
+        # Partitioned by the outbox, not by its key: a sink writes each receipt to the
+        # partition number of the outbox record it settles (connectors/cmars/sink.py),
+        # which spares it murmur2 per receipt. Compaction still keeps one receipt per key,
+        # since every copy of a record comes from one outbox partition (record ids derive
+        # from the user, the outbox's key). A reader must not look a key up by hashing it.
         Topic(
             DELIVERY_RECEIPTS, partitions, "recipient/record id", "DeliveryReceipt",
-            "The ledger: what each recipient accepted, when, in which batch.",
+            "The ledger: what each recipient accepted, when, in which batch; each receipt "
+            "in the partition of the outbox record it settles.",
             compacted=True,
         ),
         Topic(

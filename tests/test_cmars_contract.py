@@ -1,13 +1,15 @@
 """The CMaRS contract: openapi.yaml against the bodies the sink sends and the emulator answers,
 batch ids, the retry policy, the schedule and the batcher. No broker needed.
 
-The helpers at the top (routed records, a running emulator, `eventually`) are shared
-by tests/test_emulator.py and the tests/test_sink_*.py files.
+The helpers at the top (emulator configs, a running emulator, `eventually`) are shared
+by tests/test_emulator.py and tests/test_sink_kafka.py; example records come from
+schemas/examples.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 import uuid
@@ -30,53 +32,36 @@ from connectors.cmars.contract import (
     MalformedRecord,
     batch_body,
     batch_id_of,
+    parse_batch_result,
     record_json,
     request_record,
 )
 from connectors.cmars.emulator import STATE, CmarsState, EmulatorConfig, create_app
+from connectors.cmars.errors import TransientFailure
 from connectors.cmars.retry import MIN_WAIT, RetryPolicy, parse_retry_after
 from connectors.cmars.schedule import Schedule, ScheduleError
+from deploy.settings import Settings
+from schemas.examples import routed_record
 
 TOKEN = "test-token"
 
 
-def routed_record(
-    n: int,
-    *,
-    recipient: str = "cmars",
-    college: str = "CA-ON-CPSO",
-    licence: str | None = None,
-    site: str = "sunnybrook",
-) -> dict[str, Any]:
-    """The n-th RoutedRecord of a test, as the stream processor writes it to the outbox."""
-    licence = licence if licence is not None else f"{10000 + n % 997:05d}"
-    completed = datetime(2026, 5, 1, 12, 0, tzinfo=UTC) + timedelta(minutes=n)
-    record_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lrx-test/{site}/{n}"))
-    return {
-        "record_id": record_id,
-        "recipient": recipient,
-        "oci_id": {"canonical": f"{college}-{licence}", "college": college, "licence": licence},
-        "period": "2026-27",
-        "routed_at": completed + timedelta(seconds=5),
-        "record": {
-            "record_id": record_id,
-            "site": site,
-            "user_id": str(n),
-            "course": {"id": str(100 + n % 7), "shortname": f"ACLS-{n % 7}", "idnumber": None},
-            "activity": None,
-            "completion_state": "complete",
-            "completed_at": completed,
-            "source": "course_completion",
-            "voided": False,
-            "expires_at": None,
-            "origin": {
-                "moodle_event": "\\core\\event\\course_completed",
-                "moodle_object_id": str(n),
-                "xapi_statement_id": None,
-            },  # fmt: skip
-            "published_at": completed + timedelta(seconds=1),
-        },
-    }
+def emulator_config(**changes: Any) -> EmulatorConfig:
+    """The emulator as the settings' defaults make it, with the test token, no scheduled
+    refresh, and `changes`."""
+    defaults = Settings(emulator_token=TOKEN, emulator_refresh="")
+    return dataclasses.replace(EmulatorConfig.from_settings(defaults), **changes)
+
+
+def retry_policy(**changes: Any) -> RetryPolicy:
+    defaults = Settings()
+    policy = RetryPolicy(
+        initial=defaults.sink_retry_initial,
+        cap=defaults.sink_retry_cap,
+        max_time=defaults.sink_retry_max_time,
+        auth_interval=defaults.sink_auth_retry_interval,
+    )
+    return dataclasses.replace(policy, **changes)
 
 
 @asynccontextmanager
@@ -127,7 +112,7 @@ def validator(contract: dict[str, Any], schema: str) -> Draft202012Validator:
 
 def test_contract_is_versioned_and_names_every_error(contract: dict[str, Any]) -> None:
     assert contract["openapi"].startswith("3.1")
-    assert contract["info"]["version"] == "1.0.0"
+    assert contract["info"]["version"] == "1.1.0"
     responses = contract["paths"]["/lrx/v1/batches"]["post"]["responses"]
     assert {"200", "400", "401", "403", "413", "429", "5XX"} <= set(responses)
     assert responses["429"]["headers"]["Retry-After"]["required"] is True
@@ -148,6 +133,15 @@ def test_the_sink_request_fits_the_contract(contract: dict[str, Any]) -> None:
     assert first["course"] == {"id": "100", "shortname": "ACLS-0"}
 
 
+def test_a_calendar_year_period_fits_the_contract(contract: dict[str, Any]) -> None:
+    # LRX_PERIOD_START=01-01 labels periods "2026" (streams/reporting_period.py).
+    period = validator(contract, "LearningRecord")
+    for label in ("2026-27", "2026"):
+        period.validate(request_record(routed_record(1, period=label)))
+    for label in ("26-27", "2026-2027", "2026-", "FY2026"):
+        assert not period.is_valid(request_record(routed_record(1, period=label))), label
+
+
 def test_request_record_names_the_missing_field() -> None:
     routed = routed_record(1)
     del routed["record"]["course"]
@@ -156,6 +150,11 @@ def test_request_record_names_the_missing_field() -> None:
     routed = routed_record(1)
     routed["oci_id"]["licence"] = 12345
     with pytest.raises(MalformedRecord, match=r"oci_id\.licence: is int, expected str"):
+        request_record(routed)
+    # The receipt of a delivered record carries its id as an Avro uuid.
+    routed = routed_record(1)
+    routed["record_id"] = "record-1"
+    with pytest.raises(MalformedRecord, match="record_id: 'record-1' is not a UUID"):
         request_record(routed)
 
 
@@ -166,7 +165,7 @@ async def test_emulator_answers_fit_the_contract(contract: dict[str, Any]) -> No
     body = batch_body(batch_id, fragments, datetime.now(UTC))
     headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": batch_id}
     async with (
-        running_emulator(EmulatorConfig(token=TOKEN)) as (url, _),
+        running_emulator(emulator_config()) as (url, _),
         aiohttp.ClientSession(headers=headers) as http,
     ):
         async with http.post(f"{url}/lrx/v1/batches", data=body) as answer:
@@ -179,6 +178,31 @@ async def test_emulator_answers_fit_the_contract(contract: dict[str, Any]) -> No
             validator(contract, "Inventory").validate(await answer.json())
         async with http.get(f"{url}/lrx/v1/openapi.yaml") as answer:
             assert yaml.safe_load(await answer.read()) == contract
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        b'{"record_id": "r1", "status": "accepted", "message": 5}',
+        b'{"record_id": "r1", "status": "rejected", "code": {"ws": 400}}',
+        b'{"record_id": "r1", "status": "accepted", "message": "lone \\ud800 surrogate"}',
+        b'{"record_id": "r1", "status": "taken"}',
+    ],
+)
+def test_an_answer_receipts_could_not_carry_is_retried_not_trusted(result: bytes) -> None:
+    # Its message and code go into receipts and dead letters as Avro strings.
+    with pytest.raises(TransientFailure, match="unreadable 200 answer"):
+        parse_batch_result(b'{"results": [' + result + b"]}", ["r1"])
+
+
+def test_an_answer_with_string_codes_and_messages_is_read() -> None:
+    answer = b'{"results": [{"record_id": "r1", "status": "rejected", "code": "WS401",'
+    answer += (
+        b' "message": "no practitioner \xc3\xa9"}, {"record_id": "r2", "status": "duplicate"}]}'
+    )
+    results = parse_batch_result(answer, ["r1", "r2"])
+    assert (results["r1"].code, results["r1"].message) == ("WS401", "no practitioner é")
+    assert results["r2"].message is None
 
 
 # --- batch ids
@@ -196,7 +220,7 @@ def test_batch_id_depends_on_the_set_of_records_only() -> None:
 
 
 def test_backoff_grows_with_full_jitter_under_the_cap() -> None:
-    policy = RetryPolicy(initial=0.5, cap=8.0, rng=random.Random(7))
+    policy = retry_policy(initial=0.5, cap=8.0, rng=random.Random(7))
     for failures in range(1, 12):
         ceiling = min(8.0, 0.5 * 2 ** (failures - 1))
         waits = [policy.backoff(failures) for _ in range(200)]
@@ -206,11 +230,11 @@ def test_backoff_grows_with_full_jitter_under_the_cap() -> None:
 
 
 def test_retry_after_is_honoured_and_max_time_gives_up() -> None:
-    policy = RetryPolicy(initial=0.1, cap=1.0, max_time=30.0, rng=random.Random(3))
+    policy = retry_policy(initial=0.1, cap=1.0, max_time=30.0, rng=random.Random(3))
     assert all(5.0 <= policy.backoff(1, retry_after=5.0) <= 5.5 for _ in range(100))
     assert not policy.gives_up(elapsed=20.0, next_wait=9.0)
     assert policy.gives_up(elapsed=25.0, next_wait=9.0)
-    assert not RetryPolicy(max_time=0).gives_up(elapsed=1e9, next_wait=60.0)
+    assert not retry_policy(max_time=0).gives_up(elapsed=1e9, next_wait=60.0)
 
 
 def test_parse_retry_after_reads_seconds_and_http_dates() -> None:
@@ -231,12 +255,12 @@ def test_cron_windows_are_in_toronto_time_across_dst() -> None:
     summer = schedule.next_window(datetime(2026, 7, 10, 12, 0, tzinfo=UTC))
     assert summer == datetime(2026, 7, 11, 6, 0, tzinfo=UTC)  # 02:00 EDT is 06:00 UTC
     assert schedule.next_window(winter) == winter + timedelta(days=1)
-    assert Schedule.parse("continuous").continuous
+    assert Schedule.parse("continuous", "America/Toronto").continuous
 
 
 def test_bad_schedule_and_time_zone_are_named() -> None:
     with pytest.raises(ScheduleError, match="LRX_SINK_SCHEDULE='every day'"):
-        Schedule.parse("every day")
+        Schedule.parse("every day", "America/Toronto")
     with pytest.raises(ScheduleError, match="LRX_SINK_TIMEZONE='Mars/Olympus'"):
         Schedule.parse("0 2 * * *", "Mars/Olympus")
 

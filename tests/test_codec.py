@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import fastavro
@@ -20,6 +20,7 @@ from schemas.codec import (
     fingerprint_of,
     load_contracts,
 )
+from schemas.examples import learning_record
 
 CODEC = Codec.default()
 
@@ -39,29 +40,6 @@ def crc64_avro(data: bytes) -> int:
     for byte in data:
         fp = (fp >> 8) ^ _TABLE[(fp ^ byte) & 0xFF]
     return fp
-
-
-def learning_record(**changes: Any) -> dict[str, Any]:
-    record = {
-        "record_id": "6f1c1d34-2f0a-5b7e-9a51-3c2d9a0b1e77",
-        "site": "sunnybrook",
-        "user_id": "1042",
-        "course": {"id": "17", "shortname": "ACLS-2026", "idnumber": "ACLS"},
-        "activity": {"cmid": "311", "name": "Supporting Documentation", "modname": "assign"},
-        "completion_state": "complete_pass",
-        "completed_at": datetime(2026, 5, 4, 13, 22, 10, 123000, tzinfo=UTC),
-        "source": "activity_completion",
-        "voided": False,
-        "expires_at": datetime(2028, 5, 4, tzinfo=UTC),
-        "origin": {
-            "moodle_event": "\\core\\event\\course_module_completion_updated",
-            "moodle_object_id": "90211",
-            "xapi_statement_id": None,
-        },
-        "published_at": datetime(2026, 5, 4, 13, 22, 11, 5000, tzinfo=UTC),
-    }
-    record.update(changes)
-    return record
 
 
 def test_crc64_avro_matches_the_apache_reference_value_for_int() -> None:

@@ -12,9 +12,8 @@ import pytest
 
 from connectors.cmars.contract import ROUTED_FIELDS
 from schemas.codec import HEADER_SIZE, MARKER, Codec, CodecError
+from schemas.examples import delivery_receipt, learning_record, routed_record
 from schemas.projection import BodyReader, wanted_tree
-from tests.test_cmars_contract import routed_record
-from tests.test_codec import learning_record
 
 CODEC = Codec.default()
 
@@ -88,31 +87,49 @@ def test_a_corrupt_wanted_string_is_the_codec_error_of_decode() -> None:
     assert caught.value.kind == "invalid_record"
 
 
+def _zigzag_varint(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    return bytes(out + bytes([n]))
+
+
+def with_timestamp_millis(data: bytes, moment: datetime, millis: int) -> bytes:
+    """`data` with the timestamp-millis `moment` replaced by `millis`, as another Avro writer
+    (Java's, say) may write it: a long that Python's datetime cannot hold."""
+    old = _zigzag_varint(int(moment.timestamp() * 1000))
+    assert data.count(old) == 1, "the timestamp's bytes are not unique in the record"
+    return data.replace(old, _zigzag_varint(millis))
+
+
+def test_a_timestamp_past_year_9999_is_a_codec_error_not_an_overflow() -> None:
+    routed = routed_record(1)
+    data = with_timestamp_millis(
+        CODEC.encode("RoutedRecord", routed), routed["record"]["completed_at"], 10**15
+    )
+    for read in (
+        CODEC.projection("RoutedRecord", ROUTED_FIELDS),
+        lambda data: CODEC.decode("RoutedRecord", data),
+    ):
+        with pytest.raises(CodecError, match="out of range") as caught:
+            read(data)
+        assert caught.value.kind == "invalid_record"
+
+
 def test_a_path_that_names_no_field_is_refused_up_front() -> None:
     with pytest.raises(ValueError, match="record.colour: not a field of LearningRecord"):
         BodyReader(CODEC.schema("RoutedRecord"), ["record.colour"])
 
 
-def receipt(**changes: Any) -> dict[str, Any]:
-    return {
-        "record_id": "200cca00-2d0e-520a-96e9-ac8c5a615939",
-        "recipient": "cmars",
-        "batch_id": "6f1d2c4e-8a61-5b0e-9c4a-2f3b1d7e5a90",
-        "delivered_at": datetime(2026, 5, 1, 12, 0, 0, 123000, tzinfo=UTC),
-        "outcome": "accepted",
-        "oci_id": "CA-ON-CPSO-12345",
-        "message": None,
-        **changes,
-    }
-
-
 def test_trusted_encoding_writes_the_bytes_encode_writes() -> None:
-    assert CODEC.encode_trusted("DeliveryReceipt", receipt()) == CODEC.encode(
-        "DeliveryReceipt", receipt()
+    assert CODEC.encode_trusted("DeliveryReceipt", delivery_receipt()) == CODEC.encode(
+        "DeliveryReceipt", delivery_receipt()
     )
 
 
 def test_trusted_encoding_still_names_the_field_that_does_not_fit() -> None:
     with pytest.raises(CodecError, match=r"DeliveryReceipt\.oci_id: expected string") as caught:
-        CODEC.encode_trusted("DeliveryReceipt", receipt(oci_id=12345))
+        CODEC.encode_trusted("DeliveryReceipt", delivery_receipt(oci_id=12345))
     assert caught.value.field == "oci_id"

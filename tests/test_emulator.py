@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 
 from connectors.cmars.contract import batch_body, batch_id_of, record_json, request_record
-from connectors.cmars.emulator import CmarsState, EmulatorConfig, Faults
-from tests.test_cmars_contract import TOKEN, routed_record, running_emulator
+from connectors.cmars.emulator import CmarsState, Faults
+from schemas.examples import routed_record
+from tests.test_cmars_contract import TOKEN, emulator_config, running_emulator
 
 
 class Client:
@@ -49,7 +50,7 @@ def _now() -> datetime:
 
 @pytest.fixture
 async def emulator(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Client, CmarsState]]:
-    config = getattr(request, "param", None) or EmulatorConfig(token=TOKEN, seed=1)
+    config = getattr(request, "param", None) or emulator_config(seed=1)
     async with running_emulator(config) as (url, state), aiohttp.ClientSession() as http:
         yield Client(url, http), state
 
@@ -70,7 +71,7 @@ async def test_token_is_checked(emulator: tuple[Client, CmarsState]) -> None:
 
 @pytest.mark.parametrize(
     "emulator",
-    [EmulatorConfig(token=TOKEN, roster=frozenset({"CA-ON-CPSO-10001", "CA-ON-CPSO-10002"}))],
+    [emulator_config(roster=frozenset({"CA-ON-CPSO-10001", "CA-ON-CPSO-10002"}))],
     indirect=True,
 )
 async def test_each_record_is_judged_ws400_ws401_or_accepted(
@@ -113,6 +114,21 @@ async def test_idempotent_by_batch_id_and_by_record_id(
     assert (inventory["duplicates_seen"], inventory["replays"]) == (2, 1)
 
 
+async def test_calendar_and_fiscal_year_periods_are_accepted(
+    emulator: tuple[Client, CmarsState],
+) -> None:
+    client, state = emulator
+    # LRX_PERIOD_START=01-01 labels a period "2026", the default 04-01 "2026-27".
+    calendar, fiscal = routed_record(1, period="2026"), routed_record(2, period="2026-27")
+    status, body, _ = await client.post([calendar, fiscal])
+    assert status == 200, body
+    assert [r["status"] for r in body["results"]] == ["accepted", "accepted"]
+    assert state.records[calendar["record_id"]].record["period"] == "2026"
+    status, body, _ = await client.post([routed_record(3, period="26-27")])
+    assert status == 400
+    assert [e["field"] for e in body["errors"]] == ["records[0].period"]
+
+
 async def test_malformed_batch_names_the_bad_fields(emulator: tuple[Client, CmarsState]) -> None:
     client, state = emulator
     bad_licence = routed_record(2, licence="12 34")
@@ -125,9 +141,7 @@ async def test_malformed_batch_names_the_bad_fields(emulator: tuple[Client, Cmar
     assert state.records == {}  # nothing of a malformed batch is processed
 
 
-@pytest.mark.parametrize(
-    "emulator", [EmulatorConfig(token=TOKEN, max_batch_records=10)], indirect=True
-)
+@pytest.mark.parametrize("emulator", [emulator_config(max_batch_records=10)], indirect=True)
 async def test_too_many_records_is_413(emulator: tuple[Client, CmarsState]) -> None:
     client, _ = emulator
     status, body, _ = await client.post([routed_record(n) for n in range(11)])
@@ -137,7 +151,7 @@ async def test_too_many_records_is_413(emulator: tuple[Client, CmarsState]) -> N
 
 @pytest.mark.parametrize(
     "emulator",
-    [EmulatorConfig(token=TOKEN, faults=Faults(rate_limit=3, retry_after=4))],
+    [emulator_config(faults=Faults(rate_limit=3, retry_after=4))],
     indirect=True,
 )
 async def test_rate_limit_answers_429_with_retry_after(
@@ -180,7 +194,7 @@ async def test_fault_changes_are_validated(emulator: tuple[Client, CmarsState]) 
 
 @pytest.mark.parametrize(
     "emulator",
-    [EmulatorConfig(token=TOKEN, roster=frozenset({"CA-ON-CPSO-10001"}))],
+    [emulator_config(roster=frozenset({"CA-ON-CPSO-10001"}))],
     indirect=True,
 )
 async def test_records_are_visible_only_after_the_refresh(

@@ -8,6 +8,7 @@ topic by its recipient's keys, so every assertion is about exact topic contents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
@@ -27,13 +29,15 @@ from aiokafka.structs import TopicPartition
 from connectors.cmars.emulator import CmarsState, EmulatorConfig, Faults
 from connectors.cmars.schedule import Schedule
 from connectors.cmars.sink import CmarsSink, sink_group
-from deploy.broker import EmbeddedBroker
+from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue, settings_catalogue
-from schemas.codec import Codec
+from schemas.codec import Codec, CodecError
+from schemas.examples import routed_record
 from schemas.topics import DELIVERY_RECEIPTS, dlq_topic, outbox_topic, user_key
-from tests.conftest import free_port_pair, unique
-from tests.test_cmars_contract import TOKEN, eventually, routed_record, running_emulator
+from tests.conftest import unique
+from tests.test_cmars_contract import TOKEN, emulator_config, eventually, running_emulator
+from tests.test_codec_fast_paths import with_timestamp_millis
 
 pytestmark = pytest.mark.kafka
 
@@ -68,20 +72,26 @@ class Bench:
         return outbox_topic(self.recipient)
 
     async def produce(self, routed: list[dict[str, Any]]) -> None:
+        await self.produce_bytes([(outbox_key(r), CODEC.encode("RoutedRecord", r)) for r in routed])
+
+    async def produce_bytes(self, messages: list[tuple[bytes, bytes]]) -> None:
         producer = AIOKafkaProducer(acks="all", **self.settings.kafka_client_options())
         await producer.start()
         try:
-            sends = [
-                await producer.send(
-                    self.outbox,
-                    CODEC.encode("RoutedRecord", r),
-                    key=user_key(r["record"]["site"], r["record"]["user_id"]),
-                )
-                for r in routed
-            ]
+            sends = [await producer.send(self.outbox, value, key=key) for key, value in messages]
             await asyncio.gather(*sends)
         finally:
             await producer.stop()
+
+    async def outbox_partitions(self) -> dict[str, int]:
+        """record id -> the outbox partition it is in, for every readable outbox record."""
+        partitions = {}
+        for message in await read_topic(self.settings, self.outbox):
+            with contextlib.suppress(CodecError):
+                partitions[CODEC.decode("RoutedRecord", message.value)["record_id"]] = (
+                    message.partition
+                )
+        return partitions
 
     def records(self, n: int, start: int = 0, **kwargs: Any) -> list[dict[str, Any]]:
         return [routed_record(i, recipient=self.recipient, **kwargs) for i in range(start, n)]
@@ -123,6 +133,10 @@ class Bench:
             await consumer.stop()
 
 
+def outbox_key(routed: dict[str, Any]) -> bytes:
+    return user_key(routed["record"]["site"], routed["record"]["user_id"])
+
+
 async def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every message of a topic, read from the start up to the end offsets of now."""
     consumer = AIOKafkaConsumer(
@@ -151,7 +165,7 @@ async def bench_for(
     broker: Settings, config: EmulatorConfig | None = None, **sink_settings: Any
 ) -> AsyncIterator[Bench]:
     recipient = unique("cmars")
-    config = config or EmulatorConfig(token=TOKEN, seed=5)
+    config = config or emulator_config(seed=5)
     async with running_emulator(config) as (url, state):
         quick = {
             "sink_linger": 0.2,
@@ -220,7 +234,7 @@ async def test_steady_run_delivers_5000_records_exactly_once(broker: Settings) -
             await eventually(lambda: len(bench.accepted()) == 5000, 60, "5000 accepted")
             await eventually(_committed_to_end(bench), 10, "all offsets committed")
             assert (
-                sink.metrics.registry.sample(
+                sink.metrics.metrics.sample(
                     "lrx_sink_records_delivered_total",
                     {"recipient": bench.recipient, "outcome": "accepted"},
                 )
@@ -231,11 +245,74 @@ async def test_steady_run_delivers_5000_records_exactly_once(broker: Settings) -
         assert receipt_key == f"{bench.recipient}/{receipt['record_id']}".encode()
         assert receipt["oci_id"].startswith("CA-ON-CPSO-")
         assert bench.emulator.inventory()["duplicates_seen"] == 0
+        await assert_receipts_in_outbox_partitions(bench)
+
+
+async def assert_receipts_in_outbox_partitions(bench: Bench) -> None:
+    """Each receipt is in the partition of the outbox record it settles, not where
+    murmur2(key) would put it (schemas/topics.py, lrx.delivery-receipts)."""
+    outbox = await bench.outbox_partitions()
+    prefix = f"{bench.recipient}/".encode()
+    receipts = [
+        m for m in await read_topic(bench.settings, DELIVERY_RECEIPTS) if m.key.startswith(prefix)
+    ]
+    assert receipts
+    assert len({m.partition for m in receipts}) > 1
+    for message in receipts:
+        record_id = CODEC.decode("DeliveryReceipt", message.value)["record_id"]
+        assert message.partition == outbox[record_id], record_id
+
+
+async def test_a_poison_record_is_dead_lettered_and_the_rest_of_its_batch_delivered(
+    broker: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with bench_for(broker, sink_batch_records=100, sink_linger=0.5) as bench:
+        routed = bench.records(30)
+        # Bytes another Avro writer may produce: a completion time past year 9999.
+        overflowing = routed[10]
+        stamp = overflowing["record"]["completed_at"]
+        overflow_bytes = with_timestamp_millis(
+            CODEC.encode("RoutedRecord", overflowing), stamp, 10**15
+        )
+        # A record our own request code fails on (a bug): orjson meets a lone surrogate.
+        breaking = routed[20]["record_id"]
+
+        def record_json(request: dict[str, Any]) -> bytes:
+            if request["record_id"] == breaking:
+                request = {**request, "site": "lone \ud800 surrogate"}
+            return orjson.dumps(request)
+
+        monkeypatch.setattr("connectors.cmars.sink.record_json", record_json)
+        await bench.produce_bytes(
+            [
+                (
+                    outbox_key(r),
+                    overflow_bytes if r is overflowing else CODEC.encode("RoutedRecord", r),
+                )
+                for r in routed
+            ]
+        )
+        async with running_sink(bench):
+            await eventually(lambda: _count(bench.dead_letters(), 2), 30, "2 dead letters")
+            await eventually(lambda: len(bench.accepted()) == 28, 30, "the other 28 accepted")
+            await eventually(_committed_to_end(bench), 10, "all offsets committed")
+        letters = {
+            CODEC.decode("DeadLetter", m.value)["reason_code"]: CODEC.decode("DeadLetter", m.value)
+            for m in await bench.dead_letters()
+        }
+        assert set(letters) == {"undecodable", "unprocessable"}
+        assert letters["undecodable"]["original_value"] == overflow_bytes
+        assert "out of range" in letters["undecodable"]["error_message"]
+        assert letters["unprocessable"]["record_id"] == breaking
+        assert "surrogates not allowed" in letters["unprocessable"]["error_message"]
+        expected = {r["record_id"] for r in routed} - {overflowing["record_id"], breaking}
+        assert bench.accepted() == expected
+        assert {v["record_id"] for _, v in await bench.receipts()} == expected
 
 
 async def test_faults_5xx_latency_and_outage_still_deliver_exactly_once(broker: Settings) -> None:
     faults = Faults(error_rate=0.3, latency=0.2)
-    config = EmulatorConfig(token=TOKEN, faults=faults, seed=11)
+    config = emulator_config(faults=faults, seed=11)
     async with bench_for(broker, config, sink_batch_records=100) as bench:
         routed = bench.records(1500)
         await bench.produce(routed)
@@ -253,7 +330,7 @@ async def test_faults_5xx_latency_and_outage_still_deliver_exactly_once(broker: 
 
 
 async def test_retry_after_is_waited_as_told(broker: Settings) -> None:
-    config = EmulatorConfig(token=TOKEN, faults=Faults(rate_limit=2, retry_after=2))
+    config = emulator_config(faults=Faults(rate_limit=2, retry_after=2))
     async with bench_for(broker, config, sink_batch_records=10, sink_linger=0.05) as bench:
         routed = bench.records(80)
         await bench.produce(routed)
@@ -271,7 +348,7 @@ async def test_retry_after_is_waited_as_told(broker: Settings) -> None:
 async def test_ws400_and_ws401_are_dead_lettered_with_headers(broker: Settings) -> None:
     good = [routed_record(n) for n in range(20)]
     roster = frozenset(r["oci_id"]["canonical"] for r in good)
-    config = EmulatorConfig(token=TOKEN, roster=roster)
+    config = emulator_config(roster=roster)
     async with bench_for(broker, config) as bench:
         good = bench.records(20)
         unsupported = bench.records(23, start=20, college="CA-ON-COPO")
@@ -338,14 +415,14 @@ async def test_a_400_on_a_batch_of_100_isolates_the_3_bad_records(broker: Settin
 
 
 async def test_auth_failure_pauses_without_dead_letters_then_resumes(broker: Settings) -> None:
-    config = EmulatorConfig(token=TOKEN, faults=Faults(auth_failure=True))
+    config = emulator_config(faults=Faults(auth_failure=True))
     async with bench_for(broker, config) as bench:
         routed = bench.records(50)
         await bench.produce(routed)
         async with running_sink(bench) as sink:
             paused = {"recipient": bench.recipient}
             await eventually(
-                lambda: sink.metrics.registry.sample("lrx_sink_paused", paused) == 1,
+                lambda: sink.metrics.metrics.sample("lrx_sink_paused", paused) == 1,
                 30,
                 "the sink reports itself paused",
             )
@@ -360,7 +437,7 @@ async def test_auth_failure_pauses_without_dead_letters_then_resumes(broker: Set
             bench.emulator.faults.change({"auth_failure": False}, 0)
             await eventually(lambda: len(bench.accepted()) == 50, 30, "all 50 accepted")
             await eventually(
-                lambda: sink.metrics.registry.sample("lrx_sink_paused", paused) == 0,
+                lambda: sink.metrics.metrics.sample("lrx_sink_paused", paused) == 0,
                 10,
                 "the sink no longer reports itself paused",
             )
@@ -370,7 +447,7 @@ async def test_auth_failure_pauses_without_dead_letters_then_resumes(broker: Set
 async def test_sigkill_mid_batch_loses_nothing_and_accepts_nothing_twice(
     broker: Settings,
 ) -> None:
-    config = EmulatorConfig(token=TOKEN, faults=Faults(latency=1.0))
+    config = emulator_config(faults=Faults(latency=1.0))
     async with bench_for(broker, config, sink_batch_records=200) as bench:
         routed = bench.records(1600)
         await bench.produce(routed)
@@ -429,6 +506,34 @@ def start_sink_process(bench: Bench) -> subprocess.Popen:
     )
 
 
+async def test_a_rebalance_cancels_the_unsettled_batch_in_flight_and_commits_nothing_of_it(
+    broker: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = emulator_config(faults=Faults(latency=5.0))
+    async with bench_for(
+        broker, config, sink_batch_records=40, sink_linger=0.2, sink_shutdown_grace=0.5
+    ) as bench:
+        routed = bench.records(40)
+        await bench.produce(routed)
+        async with running_sink(bench) as first:
+            # CMaRS has processed the batch; its answer is 5 s away.
+            await eventually(
+                lambda: len(bench.accepted()) == 40 and first._inflight is not None,
+                30,
+                "the first sink's batch processed by CMaRS, its answer not yet back",
+            )
+            async with running_sink(bench):
+                await eventually(lambda: _count(bench.receipts(), 40), 60, "40 receipts")
+                await eventually(_committed_to_end(bench), 15, "all offsets committed")
+        assert "did not settle within 0.5s; cancelled it" in caplog.text
+        receipts = [value for _, value in await bench.receipts()]
+        # One receipt per record: the cancelled batch wrote none. The records went again
+        # from the partitions' new owners, and CMaRS knew them.
+        assert sorted(v["record_id"] for v in receipts) == sorted(r["record_id"] for r in routed)
+        assert {v["outcome"] for v in receipts} == {"duplicate"}
+        assert bench.emulator.inventory()["acceptances"] == 40
+
+
 class ManualClock:
     """A clock that moves only when the test says so."""
 
@@ -442,7 +547,7 @@ class ManualClock:
 async def test_daily_window_drains_exactly_to_the_end_offsets_read_at_opening(
     broker: Settings,
 ) -> None:
-    config = EmulatorConfig(token=TOKEN, faults=Faults(latency=0.3))
+    config = emulator_config(faults=Faults(latency=0.3))
     async with bench_for(broker, config, sink_batch_records=20) as bench:
         before = bench.records(100)
         later = bench.records(150, start=100)
@@ -450,9 +555,11 @@ async def test_daily_window_drains_exactly_to_the_end_offsets_read_at_opening(
         clock = ManualClock(datetime(2026, 1, 10, 17, 0, tzinfo=UTC))  # noon in Toronto
         schedule = Schedule.parse("0 2 * * *", "America/Toronto")
         async with running_sink(bench, schedule=schedule, clock=clock) as sink:
-            await eventually(lambda: sink.consumer.assignment(), 30, "partitions assigned")
-            # Between windows nothing goes out, however long the sink waits.
-            await asyncio.sleep(1.0)
+            # Between windows the sink holds its partitions paused at the start: nothing
+            # is fetched, so nothing can go out.
+            await eventually(
+                lambda: _waits_at_start(sink), 30, "the sink waits for its window, paused at 0"
+            )
             assert list(bench.emulator.requests) == []
 
             clock.current = datetime(2026, 1, 11, 7, 0, tzinfo=UTC)  # 02:00 EST
@@ -467,3 +574,9 @@ async def test_daily_window_drains_exactly_to_the_end_offsets_read_at_opening(
             await eventually(lambda: sink.windows_closed == 2, 60, "the second window drained")
             assert sum(sink.window_ends.values()) == 150
         await assert_exactly_once(bench, before + later)
+
+
+async def _waits_at_start(sink: CmarsSink) -> bool:
+    if not sink.waiting_for_window:
+        return False
+    return all([await sink.consumer.position(tp) == 0 for tp in sink.consumer.assignment()])

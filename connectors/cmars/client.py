@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 import aiohttp
+import orjson
 
 from connectors.cmars.contract import BATCHES_PATH, RecordResult, parse_batch_result
 from connectors.cmars.errors import AuthRefused, BatchRefused, BatchTooLarge, TransientFailure
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class CmarsClient:
     """Owns one aiohttp ClientSession; `async with` opens and closes it."""
 
-    def __init__(self, base_url: str, token: str, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, token: str, timeout: float) -> None:
         self.url = base_url.rstrip("/") + BATCHES_PATH
         self.token = token
         self.timeout = aiohttp.ClientTimeout(total=timeout)
@@ -78,8 +78,8 @@ class CmarsClient:
 def _message(payload: bytes) -> str:
     """The contract's Error.message, or the start of whatever text came back."""
     try:
-        document = json.loads(payload)
-    except ValueError:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError:
         return payload[:300].decode(errors="replace")
     if isinstance(document, dict) and isinstance(document.get("message"), str):
         errors = document.get("errors")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ CONTRACT_FILE = Path(__file__).with_name("openapi.yaml")
 BATCHES_PATH = "/lrx/v1/batches"
 SENT_SOURCES = frozenset(
     {"course_completion", "activity_completion", "xapi", "supporting_documentation"}
+)
+
+# The contract's record_id (format: uuid) in its text form, as the codec's uuid type has it.
+_UUID_TEXT = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
 
 # Fixed forever: batch ids derived from it must stay the same across releases,
@@ -110,9 +116,11 @@ def request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
             "source": record["source"],
             "period": routed["period"],
         }
-        strings = (*oci.values(), course["id"], course["shortname"], record["site"])
-        if all(type(v) is str for v in (*strings, request["record_id"], request["source"],
-                                        request["period"])):  # fmt: skip
+        strings = (
+            *oci.values(), course["id"], course["shortname"], record["site"],
+            request["record_id"], request["source"], request["period"],
+        )  # fmt: skip
+        if all(type(v) is str for v in strings) and _UUID_TEXT.fullmatch(request["record_id"]):
             return request
     except (KeyError, TypeError, AttributeError):
         pass
@@ -124,8 +132,11 @@ def _checked_request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
     oci = _field(routed, "oci_id", Mapping)
     course = _field(record, "record.course", Mapping)
     completed_at = _field(record, "record.completed_at", datetime)
+    record_id = _field(routed, "record_id", str)
+    if not _UUID_TEXT.fullmatch(record_id):
+        raise MalformedRecord("record_id", f"{record_id!r} is not a UUID")
     return {
-        "record_id": _field(routed, "record_id", str),
+        "record_id": record_id,
         "oci_id": _field(oci, "oci_id.canonical", str),
         "college": _field(oci, "oci_id.college", str),
         "licence": _field(oci, "oci_id.licence", str),
@@ -177,10 +188,15 @@ def parse_batch_result(payload: bytes, record_ids: Iterable[str]) -> dict[str, R
         results = {}
         for item in document["results"]:
             record_id = str(item["record_id"])
+            code, message = item.get("code"), item.get("message")
+            # They go into receipts and dead letters as Avro strings; orjson has already
+            # refused the one string Avro could not write (a lone surrogate).
+            if not (code is None or type(code) is str) or not (
+                message is None or type(message) is str
+            ):
+                raise TypeError(f"result of {record_id}: code and message must be strings")
             # A dict lookup, not RecordStatus(...): the enum call costs more than the rest.
-            results[record_id] = RecordResult(
-                record_id, statuses[item["status"]], item.get("code"), item.get("message")
-            )
+            results[record_id] = RecordResult(record_id, statuses[item["status"]], code, message)
     except (ValueError, KeyError, TypeError) as error:
         raise TransientFailure(f"unreadable 200 answer from CMaRS: {error!r}", 200) from None
     missing = [rid for rid in record_ids if rid not in results]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import random
 import re
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from connectors.cmars.contract import (
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 _COLLEGE = re.compile(r"^[A-Z]{2}-[A-Z]{2}-[A-Z]{2,12}$")
 _LICENCE = re.compile(r"^[0-9A-Za-z]+$")
-_PERIOD = re.compile(r"^[0-9]{4}-[0-9]{2}$")
+_PERIOD = re.compile(r"^[0-9]{4}(-[0-9]{2})?$")  # 2026-27, or 2026 for a calendar year
 _REQUIRED = ("record_id", "oci_id", "college", "licence", "site", "course", "completed_at")
 
 
@@ -89,13 +89,15 @@ def _number(name: str, value: Any) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EmulatorConfig:
-    token: str = "local-emulator-token"
-    supported_colleges: frozenset[str] = frozenset({"CA-ON-CPSO", "CA-ON-CMO", "CA-ON-RCDSO"})
+    """What the emulator is told; `from_settings` reads it from the LRX_EMULATOR_* settings."""
+
+    token: str
+    supported_colleges: frozenset[str]
+    timezone: str  # of the refresh schedule
     roster: frozenset[str] | None = None  # None: every valid OCI ID is a known practitioner
     refresh: str = ""  # cron expression of the daily refresh; empty: only /admin/refresh
-    timezone: str = "America/Toronto"
     faults: Faults = field(default_factory=Faults)
     max_batch_records: int = 1000
     max_body_bytes: int = 5_000_000
@@ -266,11 +268,15 @@ class CmarsState:
 STATE = web.AppKey("cmars_state", CmarsState)
 
 
+def _json(document: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(document), status=status, headers=headers, content_type="application/json"
+    )
+
+
 def _error(status: int, code: str, message: str, **extra: Any) -> web.Response:
     headers = extra.pop("headers", None)
-    return web.json_response(
-        {"code": code, "message": message, **extra}, status=status, headers=headers
-    )
+    return _json({"code": code, "message": message, **extra}, status, headers)
 
 
 def _check_token(request: web.Request, state: CmarsState) -> web.Response | None:
@@ -336,7 +342,7 @@ def _record_problems(record: Any) -> list[tuple[str, str]]:
     if record["source"] not in SENT_SOURCES:
         found.append(("source", f"must be one of {sorted(SENT_SOURCES)}"))
     if not isinstance(record["period"], str) or not _PERIOD.match(record["period"]):
-        found.append(("period", "must be a label such as 2026-27"))
+        found.append(("period", "must be a label such as 2026-27, or 2026 for a calendar year"))
     return found
 
 
@@ -357,7 +363,7 @@ def _timestamp(value: str) -> datetime | None:
 
 
 def _fingerprint(records: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(records, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 async def post_batch(request: web.Request) -> web.Response:
@@ -382,8 +388,8 @@ async def post_batch(request: web.Request) -> web.Response:
         state.log_request(key, 0, 413)
         return _error(413, "too_large", f"body over {state.config.max_body_bytes} bytes")
     try:
-        document = json.loads(body)
-    except ValueError as error:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
         state.log_request(key, 0, 400)
         return _error(400, "malformed", f"body is not JSON: {error}")
     records = document.get("records") if isinstance(document, dict) else None
@@ -420,7 +426,7 @@ async def post_batch(request: web.Request) -> web.Response:
         state.log_request(key, count, status)
         return _error(status, "internal", "emulated failure after processing")
     state.log_request(key, count, 200)
-    return web.json_response(answer.body)
+    return _json(answer.body)
 
 
 async def practitioner_records(request: web.Request) -> web.Response:
@@ -438,7 +444,7 @@ async def practitioner_records(request: web.Request) -> web.Response:
         return _error(404, "WS401", f"no practitioner has OCI ID {oci_id}")
     held = [h.record for h in state.records.values() if h.visible and h.record["oci_id"] == oci_id]
     held.sort(key=lambda record: record["completed_at"])
-    return web.json_response({"oci_id": oci_id, "records": held})
+    return _json({"oci_id": oci_id, "records": held})
 
 
 async def contract(_: web.Request) -> web.Response:
@@ -446,29 +452,29 @@ async def contract(_: web.Request) -> web.Response:
 
 
 async def admin_records(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE].inventory())
+    return _json(request.app[STATE].inventory())
 
 
 async def admin_requests(request: web.Request) -> web.Response:
-    return web.json_response({"requests": list(request.app[STATE].requests)})
+    return _json({"requests": list(request.app[STATE].requests)})
 
 
 async def admin_refresh(request: web.Request) -> web.Response:
-    return web.json_response({"published": request.app[STATE].refresh()})
+    return _json({"published": request.app[STATE].refresh()})
 
 
 async def admin_faults(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if request.method == "POST":
         try:
-            changes = await request.json()
+            changes = orjson.loads(await request.read())
             if not isinstance(changes, dict):
                 raise ValueError("(body): must be a JSON object")
             state.faults.change(changes, state.uptime())
         except ValueError as error:
             return _error(400, "malformed", str(error))
         log.info("faults now %s", state.faults)
-    return web.json_response(asdict(state.faults))
+    return _json(asdict(state.faults))
 
 
 async def _daily_refresh(app: web.Application) -> AsyncIterator[None]:
@@ -491,8 +497,7 @@ async def _daily_refresh(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(task, return_exceptions=True)
 
 
-def create_app(config: EmulatorConfig | None = None) -> web.Application:
-    config = config or EmulatorConfig()
+def create_app(config: EmulatorConfig) -> web.Application:
     # Bodies up to twice the limit reach the handler, which answers 413 in the contract's shape.
     app = web.Application(client_max_size=2 * config.max_body_bytes)
     app[STATE] = CmarsState(config)

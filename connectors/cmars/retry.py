@@ -16,10 +16,13 @@ MIN_WAIT = 0.05
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    initial: float = 0.5
-    cap: float = 60.0
-    max_time: float = 6 * 3600.0  # 0: retry transient failures forever
-    auth_interval: float = 60.0
+    """Seconds, from LRX_SINK_RETRY_INITIAL, _CAP, _MAX_TIME (0: forever) and
+    LRX_SINK_AUTH_RETRY_INTERVAL."""
+
+    initial: float
+    cap: float
+    max_time: float
+    auth_interval: float
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def backoff(self, failures: int, retry_after: float | None = None) -> float:

@@ -37,7 +37,7 @@ class Schedule:
     timezone: ZoneInfo
 
     @classmethod
-    def parse(cls, expression: str, timezone: str = "America/Toronto") -> Schedule:
+    def parse(cls, expression: str, timezone: str) -> Schedule:
         expression = expression.strip()
         try:
             zone = ZoneInfo(timezone)

@@ -84,7 +84,7 @@ class CmarsSink:
     def __init__(
         self,
         settings: Settings,
-        recipient: str = "cmars",
+        recipient: str,
         *,
         schedule: Schedule | None = None,
         clock: Clock | None = None,
@@ -111,9 +111,8 @@ class CmarsSink:
         self.batcher = Batcher(
             settings.sink_batch_records, settings.sink_batch_bytes, settings.sink_linger
         )
-        self.client = CmarsClient(
-            settings.cmars_url, settings.cmars_token, settings.cmars_request_timeout
-        )
+        url, token = settings.cmars_endpoint
+        self.client = CmarsClient(url, token, settings.cmars_request_timeout)
         self._stopping = asyncio.Event()
         self.delivery = BatchDelivery(self.client, self.policy, self.metrics, self._stopping)
         options = settings.kafka_client_options()
@@ -131,6 +130,7 @@ class CmarsSink:
         self._inflight: _InFlight | None = None
         self._finish_lock = asyncio.Lock()
         self._finishing: deque[asyncio.Task[None]] = deque()
+        self._revoking = False  # no batch is launched while a rebalance takes partitions away
         self._poll: asyncio.Task | None = None
         self._committed: dict[TopicPartition, int] = {}
         self._lag_at = 0.0
@@ -179,6 +179,18 @@ class CmarsSink:
     def window_open(self) -> bool:
         return not self.schedule.continuous and self._next_window is None
 
+    @property
+    def waiting_for_window(self) -> bool:
+        """True while a scheduled sink holds every partition it owns paused until its window."""
+        assigned = self.consumer.assignment()
+        return (
+            self._next_window is not None
+            and bool(assigned)
+            and assigned <= self.consumer.paused()
+            and not self.batcher
+            and self._inflight is None
+        )
+
     # --- the loop
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -211,12 +223,14 @@ class CmarsSink:
         if self._poll is not None and self._poll.done():
             fetched = self._poll.result()
             self._poll = None
-            for messages in fetched.values():
-                self._accept(messages)
+            owned = self.consumer.assignment()
+            for tp, messages in fetched.items():
+                if tp in owned:  # not records fetched just before a rebalance took tp away
+                    self._accept(messages)
         finished = None
         if self._inflight is not None and self._inflight.task.done():
             finished, self._inflight = self._inflight, None
-        if self._inflight is None and not stop_waiter.done():
+        if self._inflight is None and not stop_waiter.done() and not self._revoking:
             batch = self.batcher.cut(drain=self.window_open and self._window_fetched())
             if batch:
                 self._launch(batch)
@@ -255,30 +269,42 @@ class CmarsSink:
             self.batcher.add(self._entry(message))
 
     def _entry(self, message: ConsumerRecord) -> Entry:
+        """The message as an entry ready to send, or with the problem it is dead-lettered for.
+
+        Nothing one message holds may stop the sink: it would fail again on the same
+        message after every restart, and the records behind it would never be sent.
+        """
         entry = Entry(
             message.topic, message.partition, message.offset, message.key, message.value or b""
         )
         try:
-            routed = self._read_routed(entry.value)
+            self._prepare(entry)
         except CodecError as error:
             log.warning("%s is not a RoutedRecord (%s): dead-lettering it", entry.where(), error)
-            entry.problem = ("undecodable", f"{error.kind}: {error}", type(error).__name__)
-            return entry
-        entry.record_id = routed["record_id"]
-        entry.routed = routed
-        try:
-            if routed["recipient"] != self.recipient:
-                raise MalformedRecord(
-                    "recipient", f"is {routed['recipient']!r}, but this outbox is {self.recipient}"
-                )
-            entry.request = request_record(routed)
+            entry.problem = ("undecodable", str(error), type(error).__name__)  # "kind: what"
         except MalformedRecord as error:
             log.warning("%s record %s: %s", entry.where(), entry.record_id, error)
             entry.problem = ("malformed", str(error), type(error).__name__)
-            return entry
+        except Exception as error:
+            log.exception(
+                "%s record %s cannot be made a CMaRS request: dead-lettering it as unprocessable",
+                entry.where(), entry.record_id,
+            )  # fmt: skip
+            kind = type(error).__name__
+            entry.problem = ("unprocessable", f"{kind}: {error}", kind)
+        return entry
+
+    def _prepare(self, entry: Entry) -> None:
+        routed = self._read_routed(entry.value)
+        entry.record_id = routed["record_id"]
+        entry.routed = routed
+        if routed["recipient"] != self.recipient:
+            raise MalformedRecord(
+                "recipient", f"is {routed['recipient']!r}, but this outbox is {self.recipient}"
+            )
+        entry.request = request_record(routed)
         entry.request_json = record_json(entry.request)
         entry.size = len(entry.request_json) + 1
-        return entry
 
     def _launch(self, batch: list[Entry]) -> None:
         settlement = Settlement()
@@ -292,10 +318,11 @@ class CmarsSink:
         after, while Kafka acknowledges these receipts and the commit. Commits stay in
         batch order: tasks are started in order and _finish_lock hands itself out FIFO.
         """
-        while len(self._finishing) >= FINISHING_MAX:
+        # Appended at once, so a rebalance that waits for _finishing never misses it.
+        self._finishing.append(asyncio.ensure_future(self._finish(inflight)))
+        while len(self._finishing) > FINISHING_MAX:
             await asyncio.wait({self._finishing[0]})
             self._reap_finished()
-        self._finishing.append(asyncio.ensure_future(self._finish(inflight)))
 
     def _reap_finished(self) -> None:
         """Forget finished _finish tasks; one that failed (a bug) stops the sink here."""
@@ -315,16 +342,18 @@ class CmarsSink:
         if inflight is None:
             return
         async with self._finish_lock:
+            # Waited for, not awaited: the task's cancellation must not read as this one's.
+            await asyncio.wait({inflight.task})
             failure: BaseException | None = None
-            try:
-                await inflight.task
-            except (DeliveryAbandoned, asyncio.CancelledError):
+            if inflight.task.cancelled() or isinstance(
+                inflight.task.exception(), DeliveryAbandoned
+            ):
                 log.info(
                     "abandoned a batch with %d of %d records settled; the rest will be redelivered",
                     len(inflight.settlement.settled), len(inflight.batch),
                 )  # fmt: skip
-            except Exception as error:  # a bug: keep what settled, then stop the sink
-                failure = error
+            else:
+                failure = inflight.task.exception()  # a bug: keep what settled, then stop
             await self._record(inflight.settlement)
             await self._commit(inflight.batch, inflight.settlement)
             if len(inflight.settlement.settled) == len(inflight.batch):
@@ -377,8 +406,11 @@ class CmarsSink:
             key, value = receipt_message(
                 done.entry, done.result, done.batch_id, self.recipient, done.at
             )
-            # Trusted: CMaRS accepted the record, so its id is the UUID the contract demands,
-            # and delivered_at is our own aware datetime; the codec's extra checks add nothing.
+            # Trusted (the codec's uuid and timestamp checks skipped; 7.1 instead of 8.5 us a
+            # receipt): every value was checked on its way in. record_id is UUID text and
+            # oci_id a str (request_record), both decoded from strict UTF-8; message is a str
+            # or None (parse_batch_result), which orjson read with no lone surrogate; batch_id
+            # and delivered_at are our own. fastavro still refuses what does not fit.
             payload = encode("DeliveryReceipt", value)
             # The receipt goes to the partition number of the outbox record it settles rather
             # than murmur2(key) (a third of the per-record cost). Compaction still keeps one
@@ -426,20 +458,44 @@ class CmarsSink:
         self._committed.update(offsets)
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
-        inflight = self._inflight
-        if inflight is not None and any(entry.tp in revoked for entry in inflight.batch):
-            done, _ = await asyncio.wait({inflight.task}, timeout=self.settings.sink_shutdown_grace)
-            if done and self._inflight is inflight:
-                await self._finish()
-            elif not done:
-                log.warning("a rebalance revoked partitions of the batch in flight; abandoning it")
-        if self._finishing:
-            # Let commits already under way finish while we still own the partitions;
-            # a failure among them is raised by _reap_finished in the loop.
-            await asyncio.wait(set(self._finishing))
-        async with self._finish_lock:
-            pass
-        dropped = self.batcher.drop(revoked)
+        """Settle what this sink sends from partitions it is losing, before it loses them.
+
+        aiokafka awaits this before the group rebalances, heartbeats go on meanwhile, and
+        our commits still count (aiokafka#929/#933): the one moment to commit revoked
+        partitions. The batch in flight gets LRX_SINK_SHUTDOWN_GRACE seconds (under the
+        consumer's 30 s rebalance timeout) to settle; if it has not, its task is cancelled
+        and awaited, so no request of it is left on the wire once the partitions move. Its
+        settled records get their receipts and are committed; the new owner sends the rest
+        again, which CMaRS answers `duplicate` if the cancelled request reached it.
+        """
+        self._revoking = True
+        try:
+            inflight = self._inflight
+            if inflight is not None and any(entry.tp in revoked for entry in inflight.batch):
+                grace = self.settings.sink_shutdown_grace
+                done, _ = await asyncio.wait({inflight.task}, timeout=grace)
+                if not done:
+                    inflight.task.cancel()
+                    await asyncio.wait({inflight.task})
+                    log.warning(
+                        "rebalance: the batch in flight did not settle within %gs; cancelled "
+                        "it. Committing the %d of its %d records that settled; the new owner "
+                        "of the partitions sends the rest again",
+                        grace, len(inflight.settlement.settled), len(inflight.batch),
+                    )  # fmt: skip
+                if self._inflight is inflight:  # else the loop has handed it to _finishing
+                    self._inflight = None
+                    self._finishing.append(asyncio.ensure_future(self._finish(inflight)))
+            if self._finishing:
+                # Receipts and commits of settled batches, written while we still own the
+                # partitions; a failure among them (a bug) is raised by the loop's
+                # _reap_finished, not lost in aiokafka's log of listener errors.
+                await asyncio.wait(set(self._finishing))
+            async with self._finish_lock:
+                pass
+            dropped = self.batcher.drop(revoked)
+        finally:
+            self._revoking = False
         for tp in revoked:
             self.window_ends.pop(tp, None)
             self._fetched_to.pop(tp, None)

@@ -16,7 +16,7 @@ BATCH_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 
 @dataclass(frozen=True)
 class SinkMetrics:
     recipient: str
-    registry: Metrics
+    metrics: Metrics  # the process's registry and /metrics, which these are part of
     delivered: Counter
     dead_lettered: Counter
     retries: Counter
@@ -29,7 +29,7 @@ class SinkMetrics:
         metrics = metrics or Metrics()
         return cls(
             recipient=recipient,
-            registry=metrics,
+            metrics=metrics,
             delivered=metrics.counter(
                 "sink_records_delivered",
                 "Records the recipient accepted or already had (outcome label).",

@@ -27,7 +27,8 @@ def command() -> None:
     "--recipient",
     default="cmars",
     show_default=True,
-    help="Recipient id whose outbox (lrx.outbox.<id>) goes to the CMaRS API at LRX_CMARS_URL.",
+    help="Recipient id whose outbox (lrx.outbox.<id>) goes to the CMaRS API at LRX_CMARS_URL "
+    "(empty: the local emulator).",
 )
 @click.option(
     "--schedule",
@@ -75,13 +76,13 @@ async def _run(settings: Settings, recipient: str, schedule: Schedule, open_now:
         loop.add_signal_handler(signum, stop.set)
     metrics = SinkMetrics.create(recipient)
     async with (
-        metrics_server(metrics.registry, settings.metrics_host, settings.metrics_port),
+        metrics_server(metrics.metrics, settings.metrics_host, settings.metrics_port),
         CmarsSink(
             settings, recipient, schedule=schedule, metrics=metrics, open_window_now=open_now
         ) as sink,
     ):
         click.echo(
-            f"sink {outbox_topic(recipient)} -> {settings.cmars_url} "
+            f"sink {outbox_topic(recipient)} -> {settings.cmars_endpoint[0]} "
             f"({schedule.describe()}, group {sink_group(settings, recipient)})"
         )
         await sink.run(stop)
@@ -115,4 +116,5 @@ async def _show_backlog(settings: Settings, recipient: str, schedule: Schedule) 
                        f"waiting {waiting}")  # fmt: skip
     finally:
         await consumer.stop()
-    click.echo(f"{total} waiting; would send to {settings.cmars_url} ({schedule.describe()})")
+    target = settings.cmars_endpoint[0]
+    click.echo(f"{total} waiting; would send to {target} ({schedule.describe()})")
