@@ -40,7 +40,7 @@ from connectors.cmars.emulator import STATE, CmarsState, EmulatorConfig, create_
 from connectors.cmars.errors import TransientFailure
 from connectors.cmars.retry import MIN_WAIT, RetryPolicy, parse_retry_after
 from connectors.cmars.schedule import Schedule, ScheduleError
-from deploy.settings import Settings
+from deploy.settings import Settings, SettingsError
 from schemas.examples import routed_record
 
 TOKEN = "test-token"
@@ -203,6 +203,18 @@ def test_an_answer_with_string_codes_and_messages_is_read() -> None:
     results = parse_batch_result(answer, ["r1", "r2"])
     assert (results["r1"].code, results["r1"].message) == ("WS401", "no practitioner é")
     assert results["r2"].message is None
+
+
+# --- where the sink delivers
+
+
+def test_an_empty_cmars_url_means_the_local_emulator_and_a_set_one_needs_its_token() -> None:
+    local = Settings.from_env({"LRX_EMULATOR_PORT": "18089", "LRX_EMULATOR_TOKEN": "emu"})
+    assert local.cmars_endpoint == ("http://127.0.0.1:18089", "emu")
+    real = Settings.from_env({"LRX_CMARS_URL": "https://cmars.example", "LRX_CMARS_TOKEN": "t"})
+    assert real.cmars_endpoint == ("https://cmars.example", "t")
+    with pytest.raises(SettingsError, match="LRX_CMARS_TOKEN is required when LRX_CMARS_URL"):
+        Settings.from_env({"LRX_CMARS_URL": "https://cmars.example"})
 
 
 # --- batch ids
