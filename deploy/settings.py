@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemas.topics import KEY_SEPARATOR
+
 __all__ = ["Settings", "SettingsError", "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -372,9 +374,13 @@ class Settings:
 
     def site_of_token(self) -> dict[str, str]:
         """Bearer token -> site, from LRX_INGEST_TOKENS."""
-        return dict(
-            reversed(_pair(entry, ":", "LRX_INGEST_TOKENS")) for entry in self.ingest_tokens
-        )
+        sites = {}
+        for entry in self.ingest_tokens:
+            site, token = _pair(entry, ":", "LRX_INGEST_TOKENS")
+            if KEY_SEPARATOR in site:
+                raise SettingsError(f"LRX_INGEST_TOKENS: site {site!r} contains {KEY_SEPARATOR!r}")
+            sites[token] = site
+        return sites
 
     def site_url_map(self) -> dict[str, str]:
         return dict(_pair(entry, "=", "LRX_SITE_URLS") for entry in self.site_urls)

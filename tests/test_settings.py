@@ -55,3 +55,8 @@ def test_every_setting_is_documented():
     for env, _default, doc in Settings.documentation():
         assert env.startswith("LRX_")
         assert len(doc) > 10, env
+
+
+def test_a_site_name_cannot_contain_the_key_separator():
+    with pytest.raises(SettingsError, match="LRX_INGEST_TOKENS"):
+        Settings.from_env({"LRX_INGEST_TOKENS": "a/b:token"})
