@@ -7,7 +7,9 @@ It publishes N learning records (90% eligible, 10% spread over the reasons a
 record is not sent), then times
 
 - a plain aiokafka consume-to-produce passthrough of the same records (the
-  ceiling for a Python consumer), and
+  ceiling for a Python consumer),
+- a Faust agent that only decodes, takes and acks them (bench/faust_intake.py:
+  the ceiling for anything built on Faust's stream machinery), and
 - `lrx worker` deciding every record (outbox, ineligible or pending),
 
 both from their first to their last output message, so process start-up is not
@@ -205,6 +207,32 @@ async def run_passthrough(settings: Settings, count: int) -> None:
         await consumer.stop()
 
 
+async def run_faust_intake(env: dict[str, str], count: int, timeout: float = 600) -> float:
+    """Records/s of bench/faust_intake.py over the published records."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.faust_intake",
+        str(count),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert child.stdout is not None
+    try:
+        async with asyncio.timeout(timeout):
+            async for line in child.stdout:
+                # Faust's spinner may put terminal escapes before the figure.
+                _, found, figure = line.partition(b"faust intake: ")
+                if found:
+                    return float(figure)
+        raise RuntimeError("bench.faust_intake exited without a figure")
+    finally:
+        if child.returncode is None:
+            child.terminate()
+            await child.wait()
+
+
 async def output_times(settings: Settings, topics: list[str]) -> list[tuple[int, bytes | None]]:
     """(Kafka timestamp ms, value) of every non-tombstone message in the topics."""
     consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
@@ -273,7 +301,6 @@ async def bench(settings: Settings, count: int, rate: float, latency_seconds: fl
         f"(wall {time.monotonic() - started:.1f}s with start-up)"
     )
 
-    decided_topics = [outbox_topic("cmars"), INELIGIBLE, PENDING]
     env = {k: v for k, v in os.environ.items()}
     env.update(
         LRX_BROKER_PORT=str(settings.broker_port),
@@ -282,6 +309,14 @@ async def bench(settings: Settings, count: int, rate: float, latency_seconds: fl
     )
     if settings.kafka_bootstrap:
         env["LRX_KAFKA_BOOTSTRAP"] = settings.kafka_bootstrap
+
+    intake_rate = await run_faust_intake(env, count)
+    print(
+        f"faust intake (decode, take, ack; no decisions, no outputs): {intake_rate:,.0f} "
+        f"records/s ({intake_rate / passthrough_rate:.2f} of passthrough)"
+    )
+
+    decided_topics = [outbox_topic("cmars"), INELIGIBLE, PENDING]
     log_path = settings.run_dir / "bench-worker.log"
     with open(log_path, "ab") as log:
         worker = subprocess.Popen(
@@ -300,6 +335,7 @@ async def bench(settings: Settings, count: int, rate: float, latency_seconds: fl
             f"(wall {time.monotonic() - started:.1f}s with start-up)"
         )
         print(f"ratio pipeline/passthrough: {pipeline_rate / passthrough_rate:.2f}")
+        print(f"ratio pipeline/faust intake: {pipeline_rate / intake_rate:.2f}")
 
         latency_count = int(rate * latency_seconds)
         run_started_ms = time.time() * 1000
