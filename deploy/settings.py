@@ -148,6 +148,13 @@ class Settings:
         "Seconds the worker waits for a batch to fill before deciding the events it has; "
         "bounds the latency batching adds at low rates.",
     )
+    pipeline_read_timeout: float = setting(
+        "LRX_PIPELINE_READ_TIMEOUT",
+        30.0,
+        "Seconds the worker lets a read of its decision log (the output topics, read back "
+        "when it takes partitions) or of lrx.course-recipients go without progress before "
+        "it crashes, to restart from its committed offsets.",
+    )
 
     # --- LMS ingress (connectors/gateway, connectors/lms, `lrx gateway`, `lrx publish`).
     ingest_tokens: tuple[str, ...] = setting(
@@ -433,6 +440,8 @@ class Settings:
             default = f.default
             if isinstance(default, Path):
                 default = _display_path(default)
+            elif isinstance(default, tuple):
+                default = ",".join(default)  # as the variable would be written
             rows.append((f.metadata["env"], str(default), f.metadata["doc"]))
         return rows
 

@@ -11,6 +11,14 @@ only then acks the events, so an offset is never committed before its outputs
 exist. Waiting per batch instead of per record is what lets the producer send
 many records per request.
 
+A failure that is not about an event's data (Kafka down, an output not
+acknowledged, a decision log that cannot be read) crashes the worker rather
+than the agent alone: Faust would restart the agent's actor, read on past the
+unacked batch and, once later events are acked, commit past it. A crashed
+worker restarts from its committed offsets instead. Data that cannot be handled
+(undecodable, wrong key or record id, content the rules reject by raising) is
+dead-lettered to lrx.dlq.pipeline, and the partition moves on.
+
 `concurrency=1` and at-least-once processing: faust-streaming can commit past an
 in-flight event with more (faust #606), and its exactly_once mode has open
 duplicate and crash reports (#517, #177, #323, #440). Duplicates after a crash
@@ -23,7 +31,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Awaitable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,14 +39,16 @@ import faust
 from faust.streams import _current_event
 
 from deploy.settings import Settings
-from schemas.codec import Codec
+from schemas.codec import Codec, CodecError
 from schemas.topics import LEARNING_RECORDS, PIPELINE_DEAD_LETTERS, USER_PROFILES, user_key
 from streams.colleges import CollegeRegistry
 from streams.decision_log import read_decision_log
 from streams.faust_codec import CODEC_NAME, Decoded, register_codec
 from streams.messages import MessageWriter
+from streams.observer import Decision, PipelineObserver
 from streams.pipeline import Clock, Pipeline
 from streams.recipients import RecipientDirectory
+from streams.record_identity import record_id_of
 from streams.reporting_period import ReportingCalendar
 from streams.routing import RoutingRules
 from streams.subscriptions import SubscriptionReader
@@ -48,6 +58,9 @@ __all__ = ["create_app", "clock_from_settings", "PipelineApp"]
 log = logging.getLogger(__name__)
 
 STAGE = "streams.pipeline"
+
+# Errors raised by an event's content; anything else is about the infrastructure.
+DATA_ERRORS = (CodecError, KeyError, ValueError, TypeError)
 
 
 class FaustOutputs:
@@ -74,12 +87,24 @@ class FaustOutputs:
         if deliveries:
             await asyncio.gather(*deliveries)
 
+    async def drain(self) -> None:
+        """Wait for what was sent to be acknowledged or to fail; failures are dropped."""
+        deliveries, self._unacknowledged = self._unacknowledged, []
+        if deliveries:
+            await asyncio.gather(*deliveries, return_exceptions=True)
+
 
 class PipelineApp:
     """The Faust app with the pipeline and subscription reader it drives."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        observer: PipelineObserver | None = None,
+    ) -> None:
         self.settings = settings
+        self.observer = observer or PipelineObserver()
         self.codec = Codec.default()
         register_codec(self.codec)
         self.clock = clock or clock_from_settings(settings)
@@ -88,7 +113,7 @@ class PipelineApp:
         directory = RecipientDirectory.from_settings(
             settings.recipients, settings.recipient_aliases
         )
-        self.subscriptions = SubscriptionReader(settings, self.codec, directory)
+        self.subscriptions = SubscriptionReader(settings, self.codec, directory, self.observer)
         rules = RoutingRules(
             colleges=CollegeRegistry.load(settings.colleges_file),
             directory=directory,
@@ -108,9 +133,11 @@ class PipelineApp:
         )
 
         async def read_logs(partitions: Any) -> Any:
-            return await read_decision_log(settings, self.codec, partitions)
+            return await read_decision_log(settings, self.codec, partitions, self.observer)
 
+        # The agent and the period sweep each write through a handle of their own.
         self.outputs = FaustOutputs(self.app)
+        self.sweep_outputs = FaustOutputs(self.app)
         self.pipeline = Pipeline(
             rules,
             MessageWriter(self.codec),
@@ -120,6 +147,7 @@ class PipelineApp:
             self.completions,
             self.subscriptions,
             self.clock,
+            self.observer,
         )
         self._wire()
 
@@ -141,10 +169,7 @@ class PipelineApp:
             # cancellation at shutdown; `noack_take` leaves acking to us, after handling,
             # so an interrupted batch stays uncommitted.
             batches = stream.noack_take(settings.pipeline_batch_size, settings.pipeline_batch_wait)
-            async for events in batches:
-                await self.handle_batch(events)
-                for event in events:
-                    await stream.ack(event)
+            await self.route(batches, stream.ack)
 
         @app.task
         async def read_subscriptions() -> None:
@@ -157,7 +182,12 @@ class PipelineApp:
             if not self.subscriptions.ready.is_set():
                 return
             partitions = self.assigned_partitions()
-            closed = await self.pipeline.close_periods(partitions)
+            try:
+                async with self.pipeline.batch(self.sweep_outputs):
+                    closed = await self.pipeline.close_periods(partitions)
+            except Exception as error:
+                await self.crash(error)
+                return
             if closed:
                 log.info("%s held records closed with their period", closed)
 
@@ -179,26 +209,59 @@ class PipelineApp:
             tp.partition for tp in self.app.consumer.assignment() if tp.topic == LEARNING_RECORDS
         }
 
+    async def route(
+        self,
+        batches: AsyncIterable[list[Any]],
+        ack: Callable[[Any], Awaitable[Any]],
+    ) -> None:
+        """Handle each batch, then ack its events; a failure crashes the worker, acking none.
+
+        After a crash it returns rather than raise: Faust's supervisor would restart a
+        raising actor, which would read on past the unacked batch.
+        """
+        async for events in batches:
+            began = time.perf_counter()
+            try:
+                await self.handle_batch(events)
+            except Exception as error:
+                await self.crash(error)
+                return
+            for event in events:
+                await ack(event)
+            self.observer.batch_settled(len(events), time.perf_counter() - began)
+
+    async def crash(self, error: BaseException) -> None:
+        """Stop the worker: it restarts from its committed offsets, losing nothing."""
+        log.critical(
+            "the pipeline failed on something other than an event's data; the worker stops "
+            "and will restart from its committed offsets: %s: %s",
+            type(error).__name__,
+            error,
+        )
+        await self.app.crash(error)
+
     async def handle_batch(self, events: list[Any]) -> None:
         """Handle events in order; returns once all their outputs are acknowledged."""
         await self.subscriptions.ready.wait()
-        # Every assigned partition's decision log in one read, not one read per partition.
-        await self.pipeline.load(self.assigned_partitions())
-        async with self.pipeline.batch():
-            for event in events:
-                # Tables take the changelog partition of a write from the current event;
-                # `noack_take` sets it only in its own background task, not in the agent's.
-                _current_event.set(weakref.ref(event))
-                await self.handle(event)
-            _current_event.set(None)
+        async with self.pipeline.batch(self.outputs):
+            # Every assigned partition's decision log in one read, not one per partition.
+            await self.pipeline.load(self.assigned_partitions())
+            try:
+                for event in events:
+                    # Tables take the changelog partition of a write from the current event;
+                    # `noack_take` sets it only in its own background task, not the agent's.
+                    _current_event.set(weakref.ref(event))
+                    await self.handle(event)
+            finally:
+                _current_event.set(None)
 
     async def handle(self, event: Any) -> None:
-        """Handle one input event; anything that cannot be handled is dead-lettered."""
+        """Handle one input event; one whose data cannot be handled is dead-lettered."""
         message = event.message
         value: Decoded | None = event.value
         try:
             problem = await self._dispatch(message, value)
-        except Exception as error:  # one bad event must not stop the partition
+        except DATA_ERRORS as error:  # one bad record must not stop the partition
             log.exception(
                 "%s[%s]@%s could not be processed", message.topic, message.partition, message.offset
             )
@@ -235,6 +298,12 @@ class PipelineApp:
         expected = user_key(value.record["site"], value.record["user_id"])
         if key != expected:
             return "wrong_key", f"key {key!r} is not site/user {expected!r}"
+        # Dedupe trusts the record id: one that is not the record's own would let a
+        # publisher other than the gateway send the same completion twice.
+        record_id = value.record["record_id"]
+        own_id = record_id_of(value.record)
+        if record_id != own_id:
+            return "wrong_record_id", f"record_id {record_id!r} is not the record's id {own_id!r}"
         await self.pipeline.on_learning_record(partition, key, value.record, value.raw)
         return None
 
@@ -269,6 +338,7 @@ class PipelineApp:
         )
         encoded = self.codec.encode("DeadLetter", dead)
         await self.outputs.send(PIPELINE_DEAD_LETTERS, message.key, encoded, None)
+        self.observer.decided(Decision.DEAD_LETTERED, code)
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
@@ -327,5 +397,7 @@ def clock_from_settings(settings: Settings) -> Clock:
     return lambda: datetime.fromtimestamp(start.timestamp() + time.monotonic() - began, UTC)
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> PipelineApp:
-    return PipelineApp(settings, clock)
+def create_app(
+    settings: Settings, clock: Clock | None = None, observer: PipelineObserver | None = None
+) -> PipelineApp:
+    return PipelineApp(settings, clock, observer)

@@ -7,11 +7,18 @@ every decision that reached Kafka, including those of a worker that was killed
 after writing them but before committing its input offsets. Deduplicating
 against this log, rather than against a table whose changelog may lag the
 outputs, is what makes a restart produce each output exactly once.
+
+An output that cannot be decoded still says its record was decided: its record
+id (from the header, or the key of lrx.ineligible and lrx.pending) is marked
+unreadable and the pipeline never decides that record again, so it keeps the one
+state it has. One whose record id cannot be told at all (an undecodable outbox
+value without headers) stops the read: deciding blind could write a record twice.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,10 +29,15 @@ from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import INELIGIBLE, PENDING, outbox_topic, user_key
 from streams.messages import REASON_HEADER, RECIPIENT_HEADER, RECORD_ID_HEADER
+from streams.observer import PipelineObserver
 
-__all__ = ["DecisionLog", "PendingRecord", "read_decision_log"]
+__all__ = ["DecisionLog", "DecisionLogError", "PendingRecord", "apply_output", "read_decision_log"]
 
 log = logging.getLogger(__name__)
+
+
+class DecisionLogError(RuntimeError):
+    """The decision log cannot be read whole: the worker must not decide on what it has."""
 
 
 @dataclass
@@ -42,6 +54,7 @@ class DecisionLog:
     rejected: set[tuple[str, str, str]] = field(default_factory=set)  # (id, reason, recipient)
     pending: dict[bytes, dict[str, PendingRecord]] = field(default_factory=dict)  # by user key
     holder: dict[str, bytes] = field(default_factory=dict)  # user key of each pending record id
+    unreadable: set[str] = field(default_factory=set)  # ids with an output we cannot decode
 
     def is_pending(self, record_id: str) -> bool:
         return record_id in self.holder
@@ -63,19 +76,28 @@ class DecisionLog:
 
 
 async def read_decision_log(
-    settings: Settings, codec: Codec, partitions: Iterable[int]
+    settings: Settings,
+    codec: Codec,
+    partitions: Iterable[int],
+    observer: PipelineObserver | None = None,
 ) -> dict[int, DecisionLog]:
-    """Read the output topics' partitions to their current end, one DecisionLog each."""
+    """Read the output topics' partitions to their current end, one DecisionLog each.
+
+    Raises DecisionLogError when an output names no record it can be told apart
+    by, or when reading makes no progress for LRX_PIPELINE_READ_TIMEOUT seconds.
+    """
     partitions = sorted(set(partitions))
     logs = {p: DecisionLog() for p in partitions}
     if not partitions:
         return logs
+    observer = observer or PipelineObserver()
     topics = [outbox_topic(r) for r in settings.recipients] + [INELIGIBLE, PENDING]
     consumer = AIOKafkaConsumer(
         **settings.kafka_client_options(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        request_timeout_ms=int(settings.pipeline_read_timeout * 1000) + 5000,
     )
     await consumer.start()
     try:
@@ -84,39 +106,55 @@ async def read_decision_log(
         await consumer.seek_to_beginning(*tps)
         ends = {tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
         remaining = dict(ends)
+        last_progress = time.monotonic()
         while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            batches = await consumer.getmany(*remaining, timeout_ms=500)
             for tp, messages in batches.items():
                 for message in messages:
-                    _apply(logs[tp.partition], tp.topic, message, codec)
+                    apply_output(logs[tp.partition], message, codec, observer)
+                if messages:
+                    last_progress = time.monotonic()
                 if messages and messages[-1].offset + 1 >= ends[tp]:
                     remaining.pop(tp, None)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.pop(tp)
+            if remaining and time.monotonic() - last_progress > settings.pipeline_read_timeout:
+                raise DecisionLogError(
+                    f"reading the decision log made no progress for "
+                    f"{settings.pipeline_read_timeout:g}s (LRX_PIPELINE_READ_TIMEOUT); left: "
+                    + ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(remaining))
+                )
     finally:
         await consumer.stop()
     for p, decisions in logs.items():
         log.info(
-            "partition %s: %s routed, %s rejected, %s pending read back",
+            "partition %s: %s routed, %s rejected, %s pending, %s unreadable read back",
             p,
             len(decisions.routed),
             len(decisions.rejected),
             decisions.pending_count(),
+            len(decisions.unreadable),
         )
     return logs
 
 
-def _apply(decisions: DecisionLog, topic: str, message: Any, codec: Codec) -> None:
+def apply_output(
+    decisions: DecisionLog, message: Any, codec: Codec, observer: PipelineObserver | None = None
+) -> None:
+    """Add what one output message (of an outbox, lrx.ineligible or lrx.pending) decided."""
+    observer = observer or PipelineObserver()
+    topic = message.topic
     headers = _headers(message.headers)
     if topic == PENDING:
-        _apply_pending(decisions, message, codec)
+        _apply_pending(decisions, message, codec, observer)
         return
     record_id = headers.get(RECORD_ID_HEADER)
     if record_id is None or (topic == INELIGIBLE and REASON_HEADER not in headers):
         # Written by something other than the pipeline: read the value itself.
-        value = _decode(codec, message)
+        value = _decode(codec, message, observer)
         if value is None:
+            _mark_unreadable(decisions, message, record_id or _id_from_key(topic, message))
             return
         record_id = value["record_id"]
         if topic == INELIGIBLE:
@@ -132,28 +170,55 @@ def _apply(decisions: DecisionLog, topic: str, message: Any, codec: Codec) -> No
         decisions.routed.add((topic.removeprefix(outbox_topic("")), record_id))
 
 
-def _apply_pending(decisions: DecisionLog, message: Any, codec: Codec) -> None:
+def _apply_pending(
+    decisions: DecisionLog, message: Any, codec: Codec, observer: PipelineObserver
+) -> None:
     record_id = message.key.decode() if message.key else None
     if message.value is None:
         if record_id:
             decisions.release(record_id)
         return
-    value = _decode(codec, message)
-    if value is not None:
-        decisions.hold(user_key(value["site"], value["user_id"]), value, message.value)
+    value = _decode(codec, message, observer)
+    if value is None:
+        _mark_unreadable(decisions, message, record_id)
+        return
+    decisions.hold(user_key(value["site"], value["user_id"]), value, message.value)
 
 
-def _decode(codec: Codec, message: Any) -> dict[str, Any] | None:
+def _id_from_key(topic: str, message: Any) -> str | None:
+    # lrx.ineligible is keyed by record id; an outbox by user, which names no record.
+    if topic == INELIGIBLE and message.key:
+        return message.key.decode(errors="replace")
+    return None
+
+
+def _mark_unreadable(decisions: DecisionLog, message: Any, record_id: str | None) -> None:
+    where = f"{message.topic}[{message.partition}]@{message.offset}"
+    if record_id is None:
+        raise DecisionLogError(
+            f"{where} cannot be decoded and names no record id (no {RECORD_ID_HEADER} "
+            "header): the worker cannot tell which record it decided"
+        )
+    log.error(
+        "%s cannot be decoded: record %s counts as decided and will not be decided again",
+        where,
+        record_id,
+    )
+    decisions.unreadable.add(record_id)
+
+
+def _decode(codec: Codec, message: Any, observer: PipelineObserver) -> dict[str, Any] | None:
     try:
         return codec.decode_any(message.value)[1]
     except CodecError as error:
-        log.warning(
-            "%s[%s]@%s cannot be read back, ignored: %s",
+        log.error(
+            "%s[%s]@%s cannot be read back: %s",
             message.topic,
             message.partition,
             message.offset,
             error,
         )
+        observer.unreadable(message.topic)
         return None
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS
+from streams.observer import PipelineObserver
 from streams.recipients import RecipientDirectory
 from streams.routing import Subscription
 
@@ -29,15 +31,28 @@ log = logging.getLogger(__name__)
 
 
 class SubscriptionReader(Mapping[bytes, Subscription]):
-    """A live mapping of course key to Subscription, fed by lrx.course-recipients."""
+    """A live mapping of course key to Subscription, fed by lrx.course-recipients.
 
-    def __init__(self, settings: Settings, codec: Codec, directory: RecipientDirectory) -> None:
+    Each read (the first, and every one after a failure) builds a new mapping from
+    the start of the topic and swaps it in once caught up, so a course unsubscribed
+    meanwhile (its tombstone perhaps compacted away) is not kept; until then `ready`
+    is clear and the pipeline waits rather than decide on a stale mapping.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        codec: Codec,
+        directory: RecipientDirectory,
+        observer: PipelineObserver | None = None,
+    ) -> None:
         self.settings = settings
         self.codec = codec
         self.directory = directory
+        self.observer = observer or PipelineObserver()
         self.courses: dict[bytes, Subscription] = {}
         self.ready = asyncio.Event()
-        self._consumer: AIOKafkaConsumer | None = None
+        self.unreadable = 0  # values that could not be decoded, since start
 
     def __getitem__(self, key: bytes) -> Subscription:
         return self.courses[key]
@@ -56,16 +71,22 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("reading %s failed; retrying in %ss", COURSE_RECIPIENTS, retry_after)
+                self.ready.clear()
+                log.exception(
+                    "reading %s failed; the pipeline waits, retrying in %ss",
+                    COURSE_RECIPIENTS,
+                    retry_after,
+                )
                 await asyncio.sleep(retry_after)
 
     async def _read(self) -> None:
+        timeout = self.settings.pipeline_read_timeout
         consumer = AIOKafkaConsumer(
             **self.settings.kafka_client_options(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            request_timeout_ms=int(timeout * 1000) + 5000,
         )
-        self._consumer = consumer
         await consumer.start()
         try:
             partitions = await partitions_of(self.settings, COURSE_RECIPIENTS)
@@ -73,37 +94,50 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
+            courses: dict[bytes, Subscription] = {}
+            last_progress = time.monotonic()
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
                 for messages in batches.values():
                     for message in messages:
-                        self._apply(message)
-                if not self.ready.is_set() and await _caught_up(consumer, ends):
-                    log.info("course subscriptions read: %s courses", len(self.courses))
+                        self._apply(courses, message)
+                if self.ready.is_set():
+                    continue
+                if batches:
+                    last_progress = time.monotonic()
+                if await _caught_up(consumer, ends):
+                    # From now on, changes go straight into the live mapping.
+                    self.courses = courses
+                    log.info("course subscriptions read: %s courses", len(courses))
                     self.ready.set()
+                elif time.monotonic() - last_progress > timeout:
+                    raise TimeoutError(
+                        f"reading {COURSE_RECIPIENTS} made no progress for {timeout:g}s "
+                        "(LRX_PIPELINE_READ_TIMEOUT)"
+                    )
         finally:
-            self._consumer = None
             await consumer.stop()
 
-    def _apply(self, message: Any) -> None:
+    def _apply(self, courses: dict[bytes, Subscription], message: Any) -> None:
+        where = f"{COURSE_RECIPIENTS}[{message.partition}]@{message.offset}"
         key: bytes | None = message.key
         if key is None:
-            log.warning("%s@%s has no key, ignored", COURSE_RECIPIENTS, message.offset)
+            log.error("%s has no key (a course), ignored", where)
+            self._count_unreadable()
             return
         if message.value is None:
-            self.courses.pop(key, None)
+            courses.pop(key, None)
             return
         try:
             value = self.codec.decode("CourseRecipients", message.value)
         except CodecError as error:
             log.error(
-                "%s[%s]@%s (course %s) cannot be read, subscription unchanged: %s",
-                COURSE_RECIPIENTS,
-                message.partition,
-                message.offset,
+                "%s (course %s) cannot be decoded, its earlier subscription stays in force: %s",
+                where,
                 key.decode(errors="replace"),
                 error,
             )
+            self._count_unreadable()
             return
         subscription = Subscription.of_course_recipients(value, self.directory)
         if subscription.unknown_recipients:
@@ -113,7 +147,11 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
                 ", ".join(subscription.unknown_recipients),
                 ", ".join(self.directory.known_names()),
             )
-        self.courses[key] = subscription
+        courses[key] = subscription
+
+    def _count_unreadable(self) -> None:
+        self.unreadable += 1
+        self.observer.unreadable(COURSE_RECIPIENTS)
 
 
 async def partitions_of(settings: Settings, topic: str) -> list[int]:

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from deploy.settings import Settings
-from schemas.topics import INELIGIBLE, PENDING, course_key, outbox_topic
+from schemas.topics import (
+    INELIGIBLE,
+    LEARNING_RECORDS,
+    PENDING,
+    PIPELINE_DEAD_LETTERS,
+    USER_PROFILES,
+    course_key,
+    outbox_topic,
+)
+from streams.app import PipelineApp
 from streams.colleges import CollegeRegistry
-from streams.decision_log import DecisionLog
+from streams.decision_log import DecisionLog, DecisionLogError, apply_output
+from streams.faust_codec import Decoded
 from streams.messages import MessageWriter
 from streams.oci_id import OciId
 from streams.pipeline import Pipeline
@@ -37,6 +53,9 @@ class RecordingOutputs:
     async def flush(self) -> None:
         self.flushed = len(self.sent)
 
+    async def drain(self) -> None:
+        self.flushed = len(self.sent)
+
     def to(self, topic: str) -> list[tuple[str, bytes | None, bytes | None, int]]:
         return [s for s in self.sent if s[0] == topic]
 
@@ -52,7 +71,7 @@ class Clock:
 def make_pipeline(
     clock: Clock, logs: dict[int, DecisionLog] | None = None
 ) -> tuple[Pipeline, RecordingOutputs, list[Iterable[int]]]:
-    settings = Settings.from_env()
+    settings = Settings()
     directory = RecipientDirectory.from_settings(settings.recipients, settings.recipient_aliases)
     rules = RoutingRules(CollegeRegistry.load(), directory, ReportingCalendar())
     outputs = RecordingOutputs()
@@ -182,3 +201,188 @@ def test_spliced_messages_equal_a_full_encoding() -> None:
         == writer.ineligible(reject, record, None, now)[0]
     )
     assert CODEC.decode("RoutedRecord", spliced)["oci_id"]["licence"] == "012345"
+
+
+# --- failures: infrastructure crashes the worker, bad data is dead-lettered
+
+
+class FailingOutputs(RecordingOutputs):
+    """Outputs whose writes fail, as when Kafka does not acknowledge them."""
+
+    async def flush(self) -> None:
+        if len(self.sent) > self.flushed:
+            raise KafkaTimeoutError("no acknowledgement")
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+@dataclass(eq=False)
+class Event:
+    message: Message
+    value: Decoded | None
+
+
+def record_event(record: dict, offset: int, *, key: bytes = KEY) -> Event:
+    raw = encoded(record)
+    name, decoded = CODEC.decode_any(raw)
+    return Event(Message(LEARNING_RECORDS, 0, offset, key), Decoded(raw, name, decoded))
+
+
+def profile_event(value: dict, offset: int) -> Event:
+    raw = CODEC.encode("UserProfile", value)
+    return Event(Message(USER_PROFILES, 0, offset, KEY), Decoded(raw, "UserProfile", value))
+
+
+async def one_batch(*events: Event) -> AsyncIterator[list[Event]]:
+    yield list(events)
+
+
+@pytest.fixture
+def pipeline_app(tmp_path: Path) -> Iterator[PipelineApp]:
+    """The Faust app's event handling around an in-memory pipeline (nothing started)."""
+    app = PipelineApp(Settings().replace(run_dir=tmp_path))
+    pipeline, outputs, _ = make_pipeline(Clock("2026-11-20T12:00:00+00:00"))
+    app.pipeline, app.outputs = pipeline, outputs
+    app.assigned_partitions = lambda: {0}  # type: ignore[method-assign]
+    app.subscriptions.ready.set()
+    yield app
+
+
+async def test_unacknowledged_outputs_crash_the_worker_and_ack_nothing(
+    pipeline_app: PipelineApp,
+) -> None:
+    pipeline_app.outputs = FailingOutputs()
+    record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
+    acked: list[Event] = []
+
+    async def ack(event: Event) -> None:
+        acked.append(event)
+
+    events = [profile_event(profile("u1", "CA-ON-CPSO-12345"), 0), record_event(record, 1)]
+    await pipeline_app.route(one_batch(*events), ack)
+    assert acked == [], "no event of a batch whose outputs failed is acked"
+    assert pipeline_app.app.crashed, "the worker stops, to restart from its committed offsets"
+    assert pipeline_app.pipeline.logs == {}, "no decision outlives the failed batch"
+    assert [s[0] for s in pipeline_app.outputs.sent] == [outbox_topic("cmars")]
+    assert not any(s[0] == PIPELINE_DEAD_LETTERS for s in pipeline_app.outputs.sent)
+
+
+async def test_a_decision_log_that_cannot_be_read_crashes_instead_of_dead_lettering(
+    pipeline_app: PipelineApp,
+) -> None:
+    async def unreachable(partitions: Iterable[int]) -> dict[int, DecisionLog]:
+        raise KafkaConnectionError("broker down")
+
+    pipeline_app.pipeline.read_decision_log = unreachable
+    acked: list[Event] = []
+
+    async def ack(event: Event) -> None:
+        acked.append(event)
+
+    record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
+    await pipeline_app.route(one_batch(record_event(record, 0)), ack)
+    assert (acked, pipeline_app.app.crashed) == ([], True)
+    assert pipeline_app.outputs.sent == [], "an infrastructure failure is not a dead letter"
+
+
+async def test_a_record_id_that_is_not_the_records_own_is_dead_lettered(
+    pipeline_app: PipelineApp,
+) -> None:
+    honest = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
+    forged = {**honest, "record_id": str(uuid.uuid4())}
+    acked: list[Event] = []
+
+    async def ack(event: Event) -> None:
+        acked.append(event)
+
+    await pipeline_app.route(one_batch(record_event(forged, 7)), ack)
+    [(topic, key, value, _)] = pipeline_app.outputs.sent
+    dead = CODEC.decode("DeadLetter", value)
+    assert (topic, key, dead["reason_code"], dead["source_offset"]) == (
+        PIPELINE_DEAD_LETTERS,
+        KEY,
+        "wrong_record_id",
+        7,
+    )
+    assert honest["record_id"] in dead["error_message"]
+    assert len(acked) == 1 and not pipeline_app.app.crashed
+
+
+async def test_content_the_rules_cannot_handle_is_dead_lettered_with_nothing_else_written(
+    pipeline_app: PipelineApp,
+) -> None:
+    record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
+
+    def broken_routed(*args: object) -> None:
+        raise ValueError("cannot encode this record")
+
+    pipeline_app.pipeline.writer.routed = broken_routed  # type: ignore[method-assign]
+    await pipeline_app.route(
+        one_batch(profile_event(profile("u1", "CA-ON-CPSO-12345"), 0), record_event(record, 1)),
+        lambda event: asyncio.sleep(0),
+    )
+    topics = [s[0] for s in pipeline_app.outputs.sent]
+    assert topics == [PIPELINE_DEAD_LETTERS]
+    assert not pipeline_app.app.crashed
+
+
+async def test_a_failed_sweep_does_not_surface_in_the_next_batch() -> None:
+    pipeline, outputs, _ = make_pipeline(Clock("2027-04-01T12:00:00+00:00"))
+    held = learning_record("u1", "c1", "2027-03-30T10:00:00Z")
+    reads: list[list[int]] = []
+
+    async def read_held(partitions: Iterable[int]) -> dict[int, DecisionLog]:
+        reads.append(list(partitions))
+        decisions = DecisionLog()
+        decisions.hold(KEY, held, encoded(held))
+        return {p: decisions for p in partitions}
+
+    pipeline.read_decision_log = read_held
+    with pytest.raises(KafkaTimeoutError):
+        async with pipeline.batch(FailingOutputs()):
+            await pipeline.close_periods([0])
+    assert pipeline.logs == {}, "the sweep's decisions are dropped with it"
+    async with pipeline.batch(outputs):
+        await pipeline.close_periods([0])
+    assert reads == [[0], [0]], "the decision log is read back after the failed sweep"
+    [(_, _, value, _)] = outputs.to(INELIGIBLE)
+    assert CODEC.decode("IneligibleRecord", value)["reason"] == "no_oci_id"
+    assert outputs.to(PENDING)[-1][2] is None, "and the held record is tombstoned"
+
+
+# --- the decision log read back
+
+
+def output(topic: str, key: bytes | None, value: bytes | None, headers=(), offset: int = 0):
+    return SimpleNamespace(
+        topic=topic, partition=0, offset=offset, key=key, value=value, headers=list(headers)
+    )
+
+
+def test_an_undecodable_output_counts_as_its_record_decided() -> None:
+    record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
+    record_id = record["record_id"]
+    decisions = DecisionLog()
+    apply_output(decisions, output(INELIGIBLE, record_id.encode(), b"garbage"), CODEC)
+    assert decisions.unreadable == {record_id}
+
+
+async def test_a_record_with_an_unreadable_output_is_not_decided_again() -> None:
+    record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
+    logs = {0: DecisionLog(unreadable={record["record_id"]})}
+    pipeline, outputs, _ = make_pipeline(Clock("2026-11-20T12:00:00+00:00"), logs)
+    await pipeline.on_profile(0, KEY, profile("u1", "CA-ON-CPSO-12345"))
+    await pipeline.on_learning_record(0, KEY, record, encoded(record))
+    assert outputs.sent == []
+
+
+def test_an_undecodable_outbox_entry_naming_no_record_stops_the_read() -> None:
+    topic = outbox_topic("cmars")
+    with pytest.raises(DecisionLogError, match=rf"{topic}\[0\]@5 .*names no record id"):
+        apply_output(DecisionLog(), output(topic, KEY, b"garbage", offset=5), CODEC)
