@@ -34,7 +34,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from deploy.broker import EmbeddedBroker
+from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
 from schemas.codec import Codec
@@ -376,8 +376,6 @@ def main() -> None:
         asyncio.run(bench(settings, args.count, args.rate, args.latency_seconds))
         return
     with tempfile.TemporaryDirectory(prefix="lrx-bench-") as run_dir:
-        from tests.conftest import free_port_pair  # noqa: PLC0415 - test helper, bench only
-
         settings = settings.replace(
             kafka_bootstrap="", broker_port=free_port_pair(), run_dir=Path(run_dir)
         )

@@ -33,7 +33,7 @@ from streams.pipeline import Pipeline
 from streams.recipients import RecipientDirectory
 from streams.reporting_period import ReportingCalendar
 from streams.routing import Reject, Route, RoutingRules, Subscription
-from tests.test_pipeline_support import CODEC, SITE, learning_record, profile
+from tests.pipeline_support import CODEC, SITE, learning_record, profile
 
 KEY = f"{SITE}/u1".encode()
 

@@ -16,7 +16,7 @@ import pytest
 
 from deploy.topic_provisioning import apply_catalogue
 from schemas.topics import INELIGIBLE, PENDING, PIPELINE_DEAD_LETTERS, outbox_topic
-from tests.test_pipeline_support import (
+from tests.pipeline_support import (
     WorkerProcess,
     course_recipients,
     learning_record,

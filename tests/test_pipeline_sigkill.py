@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.topic_provisioning import apply_catalogue
 from schemas.topics import INELIGIBLE, LEARNING_RECORDS, PENDING, outbox_topic
-from tests.test_pipeline_support import (
+from tests.pipeline_support import (
     WorkerProcess,
     course_recipients,
     mixed_records,

@@ -15,7 +15,7 @@ from schemas.topics import COURSE_RECIPIENTS, course_key
 from streams.observer import PipelineObserver
 from streams.recipients import RecipientDirectory
 from streams.routing import Subscription
-from tests.test_pipeline_support import CODEC, SITE, course_recipients
+from tests.pipeline_support import CODEC, SITE, course_recipients
 
 C1 = course_key(SITE, "c1")
 STALE = course_key(SITE, "c9")  # unsubscribed, its tombstone compacted away

@@ -15,7 +15,7 @@ import pytest
 
 from deploy.topic_provisioning import apply_catalogue
 from schemas.topics import INELIGIBLE, LEARNING_RECORDS, PENDING, outbox_topic
-from tests.test_pipeline_support import (
+from tests.pipeline_support import (
     WorkerProcess,
     course_recipients,
     mixed_records,

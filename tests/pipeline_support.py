@@ -1,6 +1,6 @@
 """Helpers of the pipeline tests: record builders, publishing, reading topics, worker processes.
 
-No tests here; test_pipeline_*.py import from it.
+No tests here (hence not named test_*); the pipeline tests import from it.
 """
 
 from __future__ import annotations
