@@ -7,8 +7,10 @@ import logging
 
 import click
 
+from connectors.metrics import metrics_server
 from deploy.settings import Settings
 from deploy.topic_provisioning import describe_catalogue
+from deploy.worker_metrics import WorkerMetrics
 
 
 @click.command("worker")
@@ -27,7 +29,8 @@ def command(settings: Settings, loglevel: str) -> None:
     subscriptions of lrx.course-recipients whole; it writes lrx.outbox.<recipient>,
     lrx.ineligible and lrx.pending. Workers with the same LRX_APP_ID share the
     partitions; set LRX_WORKER_WEB_PORT to give each its own Faust web port
-    (0, the default, turns the web server off). Stop it with Ctrl-C or SIGTERM.
+    (0, the default, turns the web server off). Prometheus metrics are on
+    LRX_METRICS_PORT (0: off). Stop it with Ctrl-C or SIGTERM.
 
     The topics must exist first: `lrx topics create`.
     """
@@ -42,7 +45,16 @@ def command(settings: Settings, loglevel: str) -> None:
     from streams.app import create_app
 
     logging.getLogger().setLevel(loglevel.upper())
-    pipeline = create_app(settings)
+    observer = WorkerMetrics()
+    pipeline = create_app(settings, observer=observer)
+
+    @pipeline.app.task
+    async def serve_metrics() -> None:
+        # Runs for the worker's life; Faust cancels it at shutdown, which closes the server.
+        host, port = settings.metrics_host, settings.metrics_port
+        async with metrics_server(observer.metrics, host, port):
+            await asyncio.Event().wait()
+
     worker = faust.Worker(
         pipeline.app,
         loglevel=loglevel.upper(),
