@@ -10,27 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.record_identity import RECORD_NAMESPACE, completion_kind, record_id, record_id_of
+from tests.test_eligibility import COMPLETED, learning_record
 
-COMPLETED = datetime(2026, 9, 30, 15, 4, 5, tzinfo=UTC)
-
-
-def learning_record(**changes):
-    record = {
-        "record_id": "ignored",
-        "site": "sunnybrook",
-        "user_id": "17",
-        "course": {"id": "42", "shortname": "IPAC", "idnumber": None},
-        "activity": None,
-        "completion_state": "complete",
-        "completed_at": COMPLETED,
-        "source": "course_completion",
-        "voided": False,
-        "expires_at": None,
-        "origin": {"moodle_event": "\\core\\event\\course_completed", "moodle_object_id": "8",
-                   "xapi_statement_id": None},
-    }  # fmt: skip
-    record.update(changes)
-    return record
+MOODLE_ORIGIN = {
+    "moodle_event": "\\core\\event\\course_completed",
+    "moodle_object_id": "8",
+    "xapi_statement_id": None,
+}
 
 
 def test_the_id_is_a_pinned_uuid5():
@@ -43,7 +29,7 @@ def test_the_id_is_a_pinned_uuid5():
 
 
 def test_a_moodle_event_and_an_xapi_statement_of_one_completion_share_the_id():
-    moodle = learning_record()
+    moodle = learning_record(origin=MOODLE_ORIGIN)
     xapi = learning_record(
         source="xapi",
         # xAPI timestamps carry milliseconds and any offset; Moodle stores whole seconds.
