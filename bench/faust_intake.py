@@ -3,7 +3,7 @@
     LRX_... .venv/bin/python -m bench.faust_intake COUNT
 
 A Faust agent on lms.learning-records, set up like the pipeline's (same app
-settings, the lrx-avro codec, `noack_take` batches, acks), that decides
+settings, the lrx-avro codec, the same `stream_batches` batching, acks), that decides
 nothing and writes nothing. It prints `faust intake: <records/s>` once COUNT
 records are through, timed from the first batch to the last, and then waits
 to be stopped. bench/pipeline.py runs it between the passthrough and the
@@ -22,14 +22,15 @@ import faust
 from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import LEARNING_RECORDS
-from streams.app import faust_settings
+from streams.app import faust_settings, stream_batches
 from streams.faust_codec import CODEC_NAME, register_codec
+from streams.faust_transport import FaustApp
 
 
 def intake_app(settings: Settings, count: int) -> faust.App:
     register_codec(Codec.default())
     (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(settings.app_id, **faust_settings(settings))
+    app = FaustApp(settings.app_id, **faust_settings(settings))
     topic = app.topic(
         LEARNING_RECORDS, key_type=bytes, key_serializer="raw", value_serializer=CODEC_NAME
     )
@@ -37,7 +38,7 @@ def intake_app(settings: Settings, count: int) -> faust.App:
     @app.agent(topic, concurrency=1)
     async def take_and_ack(stream: Any) -> None:
         seen, first = 0, 0.0
-        batches = stream.noack_take(settings.pipeline_batch_size, settings.pipeline_batch_wait)
+        batches = stream_batches(stream, settings)
         async for events in batches:
             first = first or time.monotonic()
             for event in events:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -43,6 +44,7 @@ class Component:
     args: list[str]
     address: str = ""  # where it listens, for the start-up summary
     health_url: str = ""  # answered 200 once it is ready; empty: alive is ready
+    env: dict[str, str] = field(default_factory=dict)  # settings of this component only
     process: subprocess.Popen | None = field(default=None, repr=False)
 
 
@@ -57,15 +59,35 @@ def components_of(settings: Settings, with_emulator: bool) -> list[Component]:
                 f"{emulator}/lrx/v1/openapi.yaml",
             )
         )  # fmt: skip
-    components.append(Component("worker", ["worker"], "stream worker (Faust)"))
-    metrics = f"metrics on :{settings.metrics_port}" if settings.metrics_port else "no metrics"
+    # One LRX_METRICS_PORT for the stack: the worker takes it, the sink the next port,
+    # since two processes cannot listen on one port.
+    worker_metrics, sink_metrics = _metrics_ports(settings.metrics_port)
+    components.append(
+        Component(
+            "worker", ["worker"], f"stream worker (Faust), {_metrics_note(worker_metrics)}",
+            env={"LRX_METRICS_PORT": str(worker_metrics)},
+        )
+    )  # fmt: skip
     cmars_url = settings.cmars_endpoint[0]  # the emulator above when LRX_CMARS_URL is empty
-    components.append(Component("sink", ["sink", "cmars"], f"CMaRS sink -> {cmars_url}, {metrics}"))
+    components.append(
+        Component(
+            "sink", ["sink", "cmars"], f"CMaRS sink -> {cmars_url}, {_metrics_note(sink_metrics)}",
+            env={"LRX_METRICS_PORT": str(sink_metrics)},
+        )
+    )  # fmt: skip
     gateway = f"http://127.0.0.1:{settings.gateway_port}"
     components.append(
         Component("gateway", ["gateway"], f"{gateway} (ingest gateway)", f"{gateway}/healthz")
     )
     return components
+
+
+def _metrics_ports(port: int) -> tuple[int, int]:
+    return (port, port + 1) if port else (0, 0)
+
+
+def _metrics_note(port: int) -> str:
+    return f"metrics on :{port}/metrics" if port else "no metrics (LRX_METRICS_PORT=0)"
 
 
 def _die_with_parent() -> None:
@@ -110,6 +132,7 @@ class LocalStack:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                env={**os.environ, **component.env},
                 start_new_session=True,  # Ctrl-C reaches `lrx up`, which stops them in order
                 preexec_fn=_die_with_parent,
             )

@@ -57,6 +57,11 @@ def _call(method: str, url: str, body: object | None = None, token: str | None =
         return json.loads(answer.read() or b"{}")
 
 
+def _get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
 def _trace(env: dict[str, str], user: str, done, timeout: float = 60) -> str:
     """`lrx trace` output for a user, once `done(output)` holds or the timeout passes."""
     deadline = time.monotonic() + timeout
@@ -74,7 +79,7 @@ def _trace(env: dict[str, str], user: str, done, timeout: float = 60) -> str:
 
 def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
     run_dir = tmp_path / "run"
-    gateway, emulator = free_port_pair(), free_port_pair()
+    gateway, emulator, metrics = free_port_pair(), free_port_pair(), free_port_pair()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LRX_")}
     env |= {
         "LRX_RUN_DIR": str(run_dir),
@@ -82,6 +87,7 @@ def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
         "LRX_GATEWAY_PORT": str(gateway),
         "LRX_EMULATOR_PORT": str(emulator),
         "LRX_INGEST_TOKENS": "sunnybrook:sb-token",
+        "LRX_METRICS_PORT": str(metrics),
     }
     output = tmp_path / "up.out"
     with open(output, "wb") as out:
@@ -129,6 +135,15 @@ def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
                 break
             time.sleep(1)
         assert expected <= delivered, f"not delivered: {expected - delivered}"
+
+        # One LRX_METRICS_PORT for the stack: the worker serves it, the sink the next port.
+        worker_metrics = _get_text(f"http://127.0.0.1:{metrics}/metrics")
+        sink_metrics = _get_text(f"http://127.0.0.1:{metrics + 1}/metrics")
+        assert "lrx_worker_events_total" in worker_metrics
+        delivered_line = (
+            'lrx_sink_records_delivered_total{outcome="accepted",recipient="cmars"} 2.0'
+        )
+        assert delivered_line in sink_metrics, sink_metrics
 
         # What an LMS admin sees for the physician: both records delivered with receipts,
         # a course nobody subscribed, and a colleague with no OCI ID held as pending.

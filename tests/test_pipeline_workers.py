@@ -42,12 +42,6 @@ def last_assignment(worker: WorkerProcess) -> set[int]:
     return {int(p) for p in found[-1].split(",") if p.strip()} if found else set()
 
 
-@pytest.mark.xfail(
-    reason="Known defect, open in issue 4: since the worker batches with noack_take, a worker "
-    "that keeps partitions through a rebalance stops getting batches and records it owns stay "
-    "undecided (both workers log 'Worker ready'). It passed with per-event processing.",
-    strict=False,
-)
 async def test_two_workers_split_partitions_and_agree_with_one(fresh_broker, tmp_path: Path):
     settings = fresh_broker()
     await apply_catalogue(settings)
