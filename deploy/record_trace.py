@@ -17,7 +17,6 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from connectors.topic_snapshot import read_topic
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import (
@@ -38,6 +37,7 @@ from streams.eligibility import ProfileState, completed_activity
 from streams.recipients import RecipientDirectory
 from streams.reporting_period import ReportingCalendar
 from streams.routing import Hold, RoutingRules, Subscription
+from streams.topic_snapshot import read_topic
 
 __all__ = ["RecordTrace", "UserTrace", "trace_user"]
 
