@@ -20,12 +20,12 @@ from aiohttp import ClientSession, ClientTimeout
 
 from connectors.lms.moodle_events import COURSE_COMPLETED, MODULE_COMPLETION_UPDATED
 from connectors.lms.xapi_statements import COMPLETED
-from connectors.topic_snapshot import read_compacted_topic, read_topic
 from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import INELIGIBLE, PENDING, dlq_topic
 from streams.colleges import CollegeRegistry
 from streams.reporting_period import ReportingCalendar
+from streams.topic_snapshot import read_compacted_topic, read_topic
 
 __all__ = ["DemoPlan", "Outcomes", "plan_traffic", "send_traffic", "account_for"]
 

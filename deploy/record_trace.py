@@ -17,7 +17,6 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from connectors.topic_snapshot import read_topic
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import (
@@ -34,15 +33,13 @@ from schemas.topics import (
     user_key,
 )
 from streams.colleges import CollegeRegistry
-from streams.eligibility import ProfileState
+from streams.eligibility import ProfileState, completed_activity
 from streams.recipients import RecipientDirectory
 from streams.reporting_period import ReportingCalendar
 from streams.routing import Hold, RoutingRules, Subscription
+from streams.topic_snapshot import read_topic
 
 __all__ = ["RecordTrace", "UserTrace", "trace_user"]
-
-_DONE = {"complete", "complete_pass"}
-_ACTIVITY_SOURCES = {"activity_completion", "supporting_documentation"}
 
 
 @dataclass
@@ -247,15 +244,10 @@ def _activity_completions(records: list[dict[str, Any]]) -> dict[str, list[int]]
     """cmid -> completion times (epoch ms), as the worker's completions table holds them."""
     completions: dict[str, list[int]] = {}
     for record in records:
-        activity = record.get("activity")
-        if (
-            activity
-            and record["source"] in _ACTIVITY_SOURCES
-            and record["completion_state"] in _DONE
-            and not record.get("voided")
-        ):
+        cmid = completed_activity(record)
+        if cmid is not None:
             when = int(record["completed_at"].timestamp() * 1000)
-            completions.setdefault(activity["cmid"], []).append(when)
+            completions.setdefault(cmid, []).append(when)
     return completions
 
 

@@ -6,7 +6,9 @@ body. Any Avro implementation (Java's BinaryMessageDecoder, say) can read our
 topics with our .avsc files and no schema registry.
 
 The codec knows every version committed under schemas/history and resolves an
-older writer into the current reader schema.
+older writer into the current reader schema. Besides encode and decode it has two
+fast paths that give the same results: `projection` decodes only some fields, and
+`splicer` encodes a message that ends with another message from that message's bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from schemas.projection import BodyReader, wanted_tree
 __all__ = [
     "Codec",
     "CodecError",
+    "Splicer",
     "ContractError",
     "MESSAGES",
     "NAMESPACE",
@@ -452,6 +455,14 @@ class Codec:
                     )
         return self._write(message, record)
 
+    def splicer(self, name: str) -> Splicer:
+        """A Splicer for message `name`, whose last field must be another message."""
+        return Splicer(self, name)
+
+    def is_current(self, name: str, data: bytes) -> bool:
+        """True if data starts with the header of the current schema of message `name`."""
+        return data[:HEADER_SIZE] == self._message(name).header
+
     def encode_trusted(self, name: str, record: Mapping[str, Any]) -> bytes:
         """encode() without the codec's own checks, for records this process built itself.
 
@@ -462,7 +473,10 @@ class Codec:
         """
         return self._write(self._message(name), record)
 
-    def _write(self, message: _Message, record: Mapping[str, Any]) -> bytes:
+    def _write(
+        self, message: _Message, record: Mapping[str, Any], tail: bytes | memoryview = b""
+    ) -> bytes:
+        """Header, record's body, then `tail`: the Avro body of fields message leaves out."""
         name = message.name
         buffer = io.BytesIO()
         buffer.write(message.header)
@@ -470,6 +484,7 @@ class Codec:
             fastavro.schemaless_writer(
                 buffer, message.encode_schema, record, strict_allow_default=True
             )
+            buffer.write(tail)
         except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as error:
             found = _first_problem(message.expanded, record, "")
             field, problem = found if found else ("", str(error))
@@ -570,6 +585,57 @@ class Codec:
                 f"{len(data) - buffer.tell()} bytes left after the {writer.name} body",
             )
         return record
+
+
+class Splicer:
+    """Encodes a message whose last field holds another message, reusing that one's bytes.
+
+    Avro binary is the fields' bodies one after another, with nothing around them, so
+    a RoutedRecord is its own fields' body followed by the body of its LearningRecord.
+    When the inner message's bytes were written with its current schema, `encode`
+    writes the outer fields and copies the inner body after them, instead of encoding
+    the inner record again (the pipeline's hottest path); otherwise it calls encode().
+    Either way the bytes are those encode() writes for the whole message, provided the
+    inner bytes decode to the inner record they are given with.
+    """
+
+    def __init__(self, codec: Codec, name: str) -> None:
+        message = codec._message(name)
+        *fields, last = message.expanded["fields"]
+        inner = last["type"]
+        if isinstance(inner, dict):
+            inner = inner.get("name", "")
+        inner_name = inner.rpartition(".")[2] if isinstance(inner, str) else ""
+        if inner_name not in codec.messages:
+            raise ValueError(f"{name}: the last field, {last['name']}, is not a message")
+        self.codec = codec
+        self.name = name
+        self.field = last["name"]
+        self.inner = inner_name
+        prefix = {**message.expanded, "fields": fields}
+        # The outer fields alone, under the outer header: _write names a field that does
+        # not fit as it does for encode().
+        self._prefix = _Message(
+            name=name,
+            header=message.header,
+            encode_schema=parse_schema(prefix),
+            decode_schema=None,
+            expanded=prefix,
+            checks=(),
+        )
+
+    def encode(
+        self, fields: Mapping[str, Any], inner: Mapping[str, Any], raw: bytes | None
+    ) -> bytes:
+        """The message made of `fields` (all but the last) and `inner`, whose bytes are raw.
+
+        raw is inner as the codec encoded it, or None. The outer fields are written as
+        encode_trusted() writes them; when raw cannot be reused, the whole message goes
+        through encode(). raw's body is copied unread: the caller has decoded it.
+        """
+        if raw is None or not self.codec.is_current(self.inner, raw):
+            return self.codec.encode(self.name, {**fields, self.field: inner})
+        return self.codec._write(self._prefix, fields, memoryview(raw)[HEADER_SIZE:])
 
 
 def _picked(record: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,13 +2,24 @@
 
 Each one mirrors an Avro enum of the same name; tests/test_schemas checks that
 the symbols agree, so the codes written to Kafka and the codes in Python are one list.
+The groupings of their values that the rules, the record id and the CMaRS contract
+share are defined here, once.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Source", "CompletionState", "ReasonCode"]
+__all__ = [
+    "Source",
+    "CompletionState",
+    "ReasonCode",
+    "COURSE_SOURCES",
+    "ACTIVITY_SOURCES",
+    "SENT_SOURCES",
+    "NEVER_SENT_SOURCES",
+    "DONE_STATES",
+]
 
 
 class Source(StrEnum):
@@ -24,6 +35,17 @@ class Source(StrEnum):
     LEGACY = "legacy"
 
 
+# Every source is in exactly one of COURSE_SOURCES, ACTIVITY_SOURCES and NEVER_SENT_SOURCES.
+COURSE_SOURCES = frozenset({Source.COURSE_COMPLETION, Source.XAPI})
+# An activity of a course (supporting documentation is one of its own): the record names it.
+ACTIVITY_SOURCES = frozenset({Source.ACTIVITY_COMPLETION, Source.SUPPORTING_DOCUMENTATION})
+# The sources CMaRS takes (its contract's enum); the others prove nothing it counts.
+SENT_SOURCES = COURSE_SOURCES | ACTIVITY_SOURCES
+NEVER_SENT_SOURCES = frozenset(
+    {Source.CSV_UPLOAD, Source.EQUIVALENCY, Source.ADMIN_UPLOAD, Source.LEGACY}
+)
+
+
 class CompletionState(StrEnum):
     """Moodle's completionstate: 0 incomplete, 1 complete, 2 complete-pass, 3 complete-fail."""
 
@@ -31,6 +53,10 @@ class CompletionState(StrEnum):
     COMPLETE = "complete"
     COMPLETE_PASS = "complete_pass"
     COMPLETE_FAIL = "complete_fail"
+
+
+# The states of a completion that counts: not incomplete, not failed.
+DONE_STATES = frozenset({CompletionState.COMPLETE, CompletionState.COMPLETE_PASS})
 
 
 class ReasonCode(StrEnum):

@@ -18,18 +18,18 @@ value without headers) stops the read: deciding blind could write a record twice
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import INELIGIBLE, PENDING, outbox_topic, user_key
 from streams.messages import REASON_HEADER, RECIPIENT_HEADER, RECORD_ID_HEADER
 from streams.observer import PipelineObserver
+from streams.topic_snapshot import read_to_end, reading_consumer
 
 __all__ = ["DecisionLog", "DecisionLogError", "PendingRecord", "apply_output", "read_decision_log"]
 
@@ -92,39 +92,24 @@ async def read_decision_log(
         return logs
     observer = observer or PipelineObserver()
     topics = [outbox_topic(r) for r in settings.recipients] + [INELIGIBLE, PENDING]
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_options(),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        request_timeout_ms=int(settings.pipeline_read_timeout * 1000) + 5000,
-    )
+    timeout = settings.pipeline_read_timeout
+    consumer = reading_consumer(settings, timeout, isolation_level="read_committed")
+
+    def stalled(remaining: list[TopicPartition]) -> DecisionLogError:
+        return DecisionLogError(
+            f"reading the decision log made no progress for {timeout:g}s "
+            "(LRX_PIPELINE_READ_TIMEOUT); left: "
+            + ", ".join(f"{tp.topic}[{tp.partition}]" for tp in remaining)
+        )
+
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in partitions]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = {tp: end for tp, end in (await consumer.end_offsets(tps)).items() if end > 0}
-        remaining = dict(ends)
-        last_progress = time.monotonic()
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, messages in batches.items():
-                for message in messages:
-                    apply_output(logs[tp.partition], message, codec, observer)
-                if messages:
-                    last_progress = time.monotonic()
-                if messages and messages[-1].offset + 1 >= ends[tp]:
-                    remaining.pop(tp, None)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.pop(tp)
-            if remaining and time.monotonic() - last_progress > settings.pipeline_read_timeout:
-                raise DecisionLogError(
-                    f"reading the decision log made no progress for "
-                    f"{settings.pipeline_read_timeout:g}s (LRX_PIPELINE_READ_TIMEOUT); left: "
-                    + ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(remaining))
-                )
+        # A decision written since the read began is a decision all the same.
+        async for message in read_to_end(
+            consumer, tps, timeout=timeout, stalled=stalled, past_end=True
+        ):
+            apply_output(logs[message.partition], message, codec, observer)
     finally:
         await consumer.stop()
     for p, decisions in logs.items():

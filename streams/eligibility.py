@@ -31,7 +31,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from schemas.vocabulary import CompletionState, ReasonCode, Source
+from schemas.vocabulary import (
+    ACTIVITY_SOURCES,
+    DONE_STATES,
+    NEVER_SENT_SOURCES,
+    CompletionState,
+    ReasonCode,
+    Source,
+)
 from streams.colleges import CollegeRegistry
 from streams.oci_id import OciId, OciIdError, OciIdErrorCode, parse_oci_id
 from streams.reporting_period import ReportingPeriod
@@ -44,12 +51,8 @@ __all__ = [
     "Verdict",
     "awaits",
     "check",
-    "NEVER_SENT_SOURCES",
+    "completed_activity",
 ]
-
-NEVER_SENT_SOURCES = frozenset(
-    {Source.CSV_UPLOAD, Source.EQUIVALENCY, Source.ADMIN_UPLOAD, Source.LEGACY}
-)
 
 
 class Awaiting(StrEnum):
@@ -167,6 +170,24 @@ def check(
             f"required activities not completed: cmid {', '.join(missing)}",
         )
     return _check_profile(profile, period, colleges)
+
+
+def completed_activity(record: Mapping[str, Any]) -> str | None:
+    """The cmid of the activity a LearningRecord shows completed, or None if it shows none.
+
+    Such a record counts towards a course's required activities (rule 6): an activity
+    source, a done state (not incomplete, not failed) and not voided. Expiry and
+    period are not its to judge: the completion time decides which period it counts for.
+    """
+    activity = record.get("activity")
+    if (
+        not activity
+        or record["source"] not in ACTIVITY_SOURCES
+        or record["completion_state"] not in DONE_STATES
+        or record.get("voided")
+    ):
+        return None
+    return activity["cmid"]
 
 
 def _missing_activities(

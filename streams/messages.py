@@ -1,21 +1,17 @@
 """The pipeline's output messages: RoutedRecord, IneligibleRecord, and their headers.
 
-Both messages end with the learning record as published. Avro binary is the
-fields' encodings one after another, so when the input was written with the
-current LearningRecord schema its body is copied as is after the new fields,
-rather than decoded and encoded again (the pipeline's hottest path).
+Both messages end with the learning record as published; the codec's Splicer
+copies the input's bytes into them rather than encoding the record again (the
+pipeline's hottest path), and a held record is written back as it came.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import fastavro
-
-from schemas.codec import HEADER_SIZE, Codec
+from schemas.codec import Codec
 from streams.routing import Reject, Route
 
 __all__ = ["MessageWriter", "RECORD_ID_HEADER", "REASON_HEADER", "RECIPIENT_HEADER"]
@@ -28,39 +24,13 @@ RECIPIENT_HEADER = "lrx-recipient"
 Headers = list[tuple[str, bytes]]
 
 
-class _Splicer:
-    """Encodes a message whose last field is `record` from its other fields plus raw record."""
-
-    def __init__(self, codec: Codec, name: str) -> None:
-        self.codec = codec
-        self.name = name
-        schema = codec.schema(name)
-        fields = schema["fields"]
-        if fields[-1]["name"] != "record":
-            raise ValueError(f"{name}: the last field is not `record`; cannot splice")
-        self.header = codec.header(name)
-        self.record_header = codec.header("LearningRecord")
-        self.prefix_schema = fastavro.parse_schema(
-            {**schema, "name": f"{name}Prefix", "fields": fields[:-1]}, named_schemas={}
-        )
-
-    def encode(self, fields: dict[str, Any], record: Mapping[str, Any], raw: bytes | None) -> bytes:
-        if raw is None or raw[:HEADER_SIZE] != self.record_header:
-            return self.codec.encode(self.name, {**fields, "record": record})
-        buffer = io.BytesIO()
-        buffer.write(self.header)
-        fastavro.schemaless_writer(buffer, self.prefix_schema, fields)
-        buffer.write(memoryview(raw)[HEADER_SIZE:])
-        return buffer.getvalue()
-
-
 class MessageWriter:
     """Builds the values and headers the pipeline writes."""
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
-        self._routed = _Splicer(codec, "RoutedRecord")
-        self._ineligible = _Splicer(codec, "IneligibleRecord")
+        self._routed = codec.splicer("RoutedRecord")
+        self._ineligible = codec.splicer("IneligibleRecord")
 
     def routed(
         self, route: Route, record: Mapping[str, Any], raw: bytes | None, now: datetime
@@ -96,6 +66,6 @@ class MessageWriter:
         return self._ineligible.encode(fields, record, raw), headers
 
     def pending(self, record: Mapping[str, Any], raw: bytes | None) -> bytes:
-        if raw is not None and raw[:HEADER_SIZE] == self._routed.record_header:
+        if raw is not None and self.codec.is_current("LearningRecord", raw):
             return raw
         return self.codec.encode("LearningRecord", record)

@@ -29,9 +29,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from schemas.topics import INELIGIBLE, PENDING, course_key, outbox_topic
-from schemas.vocabulary import CompletionState, Source
 from streams.decision_log import DecisionLog
-from streams.eligibility import ProfileState
+from streams.eligibility import ProfileState, completed_activity
 from streams.messages import MessageWriter
 from streams.observer import Decision, PipelineObserver
 from streams.routing import (
@@ -51,9 +50,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 DecisionLogReader = Callable[[Iterable[int]], Awaitable[dict[int, DecisionLog]]]
-
-_DONE_STATES = {CompletionState.COMPLETE, CompletionState.COMPLETE_PASS}
-_ACTIVITY_SOURCES = {Source.ACTIVITY_COMPLETION, Source.SUPPORTING_DOCUMENTATION}
 
 
 class Outputs(Protocol):
@@ -278,17 +274,12 @@ class Pipeline:
 
     def _record_activity(self, user: str, record: Mapping[str, Any]) -> bool:
         """Remember a completed activity in the user's completions; True if it was one."""
-        activity = record.get("activity")
-        if (
-            not activity
-            or record["source"] not in _ACTIVITY_SOURCES
-            or record["completion_state"] not in _DONE_STATES
-            or record.get("voided")
-        ):
+        cmid = completed_activity(record)
+        if cmid is None:
             return False
         completed_ms = int(record["completed_at"].timestamp() * 1000)
         completions = {k: list(v) for k, v in (self.completions.get(user) or {}).items()}
-        times = completions.setdefault(activity["cmid"], [])
+        times = completions.setdefault(cmid, [])
         if completed_ms not in times:
             times.append(completed_ms)
             times.sort()

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.vocabulary import Source
+from schemas.vocabulary import ACTIVITY_SOURCES, COURSE_SOURCES, Source
 
 __all__ = ["RECORD_NAMESPACE", "record_id", "record_id_of", "completion_kind"]
 
@@ -34,16 +34,14 @@ __all__ = ["RECORD_NAMESPACE", "record_id", "record_id_of", "completion_kind"]
 RECORD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://dualcode.ca/lrx/learning-record")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_COURSE_SOURCES = {Source.COURSE_COMPLETION, Source.XAPI}
-_ACTIVITY_SOURCES = {Source.ACTIVITY_COMPLETION, Source.SUPPORTING_DOCUMENTATION}
 
 
 def completion_kind(source: Source | str, activity_cmid: str | None = None) -> str:
     """The kind part of the identity: "course", "activity:<cmid>" or a never-sent source."""
     source = Source(source)
-    if source in _COURSE_SOURCES:
+    if source in COURSE_SOURCES:
         return "course"
-    if source in _ACTIVITY_SOURCES:
+    if source in ACTIVITY_SOURCES:
         if not activity_cmid:
             raise ValueError(f"a {source} record needs the activity's cmid for its identity")
         return f"activity:{activity_cmid}"

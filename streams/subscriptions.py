@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
@@ -24,6 +22,7 @@ from schemas.topics import COURSE_RECIPIENTS
 from streams.observer import PipelineObserver
 from streams.recipients import RecipientDirectory
 from streams.routing import Subscription
+from streams.topic_snapshot import partitions_of, read_to_end, reading_consumer
 
 __all__ = ["SubscriptionReader"]
 
@@ -81,40 +80,33 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
 
     async def _read(self) -> None:
         timeout = self.settings.pipeline_read_timeout
-        consumer = AIOKafkaConsumer(
-            **self.settings.kafka_client_options(),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            request_timeout_ms=int(timeout * 1000) + 5000,
-        )
+
+        def stalled(remaining: list[TopicPartition]) -> TimeoutError:
+            return TimeoutError(
+                f"reading {COURSE_RECIPIENTS} made no progress for {timeout:g}s "
+                "(LRX_PIPELINE_READ_TIMEOUT)"
+            )
+
+        consumer = reading_consumer(self.settings, timeout)
         await consumer.start()
         try:
             partitions = await partitions_of(self.settings, COURSE_RECIPIENTS)
             tps = [TopicPartition(COURSE_RECIPIENTS, p) for p in partitions]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
             courses: dict[bytes, Subscription] = {}
-            last_progress = time.monotonic()
+            # Changes written since the read began count too: reading goes on after them.
+            async for message in read_to_end(
+                consumer, tps, timeout=timeout, stalled=stalled, past_end=True
+            ):
+                self._apply(courses, message)
+            # From now on, changes go straight into the live mapping.
+            self.courses = courses
+            log.info("course subscriptions read: %s courses", len(courses))
+            self.ready.set()
             while True:
                 batches = await consumer.getmany(timeout_ms=500)
                 for messages in batches.values():
                     for message in messages:
                         self._apply(courses, message)
-                if self.ready.is_set():
-                    continue
-                if batches:
-                    last_progress = time.monotonic()
-                if await _caught_up(consumer, ends):
-                    # From now on, changes go straight into the live mapping.
-                    self.courses = courses
-                    log.info("course subscriptions read: %s courses", len(courses))
-                    self.ready.set()
-                elif time.monotonic() - last_progress > timeout:
-                    raise TimeoutError(
-                        f"reading {COURSE_RECIPIENTS} made no progress for {timeout:g}s "
-                        "(LRX_PIPELINE_READ_TIMEOUT)"
-                    )
         finally:
             await consumer.stop()
 
@@ -152,26 +144,3 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
     def _count_unreadable(self) -> None:
         self.unreadable += 1
         self.observer.unreadable(COURSE_RECIPIENTS)
-
-
-async def partitions_of(settings: Settings, topic: str) -> list[int]:
-    """The partition numbers of an existing topic."""
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = [
-        p["partition"] for d in described if d["error_code"] == 0 for p in d["partitions"]
-    ]
-    if not partitions:
-        raise RuntimeError(f"topic {topic} does not exist; run `lrx topics create`")
-    return sorted(partitions)
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, ends: Mapping[TopicPartition, int]) -> bool:
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return False
-    return True

@@ -23,7 +23,7 @@ from deploy.settings import REPO_ROOT, Settings
 from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
 from streams.record_identity import record_id_of
-from streams.subscriptions import partitions_of
+from streams.topic_snapshot import partitions_of
 
 CODEC = Codec.default()
 SITE = "sunnybrook"

@@ -42,6 +42,7 @@ from connectors.cmars.retry import MIN_WAIT, RetryPolicy, parse_retry_after
 from connectors.cmars.schedule import Schedule, ScheduleError
 from deploy.settings import Settings, SettingsError
 from schemas.examples import routed_record
+from schemas.vocabulary import SENT_SOURCES
 
 TOKEN = "test-token"
 
@@ -118,6 +119,11 @@ def test_contract_is_versioned_and_names_every_error(contract: dict[str, Any]) -
     assert responses["429"]["headers"]["Retry-After"]["required"] is True
     parameters = contract["paths"]["/lrx/v1/batches"]["post"]["parameters"]
     assert [p["name"] for p in parameters] == ["Idempotency-Key"]
+
+
+def test_the_contract_takes_the_sources_lrx_sends(contract: dict[str, Any]) -> None:
+    record = contract["components"]["schemas"]["LearningRecord"]
+    assert set(record["properties"]["source"]["enum"]) == SENT_SOURCES
 
 
 def test_the_sink_request_fits_the_contract(contract: dict[str, Any]) -> None:

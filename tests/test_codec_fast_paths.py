@@ -1,17 +1,22 @@
-"""The codec's fast paths: projected decoding (schemas/projection.py) and trusted encoding.
+"""The codec's fast paths: projected decoding (schemas/projection.py), trusted encoding and
+splicing a message's bytes into the message that ends with it.
 
 Each must give exactly what the checking path gives, or the same CodecError.
 """
 
 from __future__ import annotations
 
+import copy
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import fastavro
 import pytest
+from fastavro.schema import parse_schema
 
 from connectors.cmars.contract import ROUTED_FIELDS
-from schemas.codec import HEADER_SIZE, MARKER, Codec, CodecError
+from schemas.codec import HEADER_SIZE, MARKER, Codec, CodecError, fingerprint_of, load_contracts
 from schemas.examples import delivery_receipt, learning_record, routed_record
 from schemas.projection import BodyReader, wanted_tree
 
@@ -133,3 +138,89 @@ def test_trusted_encoding_still_names_the_field_that_does_not_fit() -> None:
     with pytest.raises(CodecError, match=r"DeliveryReceipt\.oci_id: expected string") as caught:
         CODEC.encode_trusted("DeliveryReceipt", delivery_receipt(oci_id=12345))
     assert caught.value.field == "oci_id"
+
+
+def outer_and_inner(routed: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A RoutedRecord's own fields, and its LearningRecord."""
+    fields = dict(routed)
+    return fields, fields.pop("record")
+
+
+@pytest.mark.parametrize("routed", routed_variants())
+def test_a_spliced_routed_record_is_the_bytes_encode_writes(routed: dict[str, Any]) -> None:
+    fields, inner = outer_and_inner(routed)
+    raw = CODEC.encode("LearningRecord", inner)
+    spliced = CODEC.splicer("RoutedRecord").encode(fields, inner, raw)
+    assert spliced == CODEC.encode("RoutedRecord", routed)
+    assert CODEC.decode("RoutedRecord", spliced)["record"] == CODEC.decode("LearningRecord", raw)
+
+
+def test_a_spliced_ineligible_record_is_the_bytes_encode_writes() -> None:
+    fields = {
+        "record_id": learning_record()["record_id"],
+        "reason": "voided",
+        "detail": "the LMS voided this record",
+        "recipient": None,
+        "period": "2026-27",
+        "decided_at": datetime(2026, 5, 5, 1, 2, 3, 456000, tzinfo=UTC),
+    }
+    raw = CODEC.encode("LearningRecord", learning_record())
+    spliced = CODEC.splicer("IneligibleRecord").encode(fields, learning_record(), raw)
+    assert spliced == CODEC.encode("IneligibleRecord", {**fields, "record": learning_record()})
+    assert CODEC.decode("IneligibleRecord", spliced) == {**fields, "record": learning_record()}
+
+
+def test_splicing_copies_the_inner_bytes_rather_than_encoding_the_inner_record() -> None:
+    # The caller vouches that raw is the record; the splicer does not look.
+    fields, inner = outer_and_inner(routed_record(1))
+    raw = CODEC.encode("LearningRecord", learning_record())
+    spliced = CODEC.splicer("RoutedRecord").encode(fields, inner, raw)
+    assert spliced.endswith(raw[HEADER_SIZE:])
+    assert CODEC.decode("RoutedRecord", spliced) == {**fields, "record": learning_record()}
+
+
+def test_without_current_inner_bytes_the_splicer_encodes_the_whole_message() -> None:
+    fields, inner = outer_and_inner(routed_record(3))
+    splicer = CODEC.splicer("RoutedRecord")
+    whole = CODEC.encode("RoutedRecord", routed_record(3))
+    assert splicer.encode(fields, inner, None) == whole
+    # Bytes of another message, or not a message at all, are never copied.
+    assert splicer.encode(fields, inner, CODEC.encode("RoutedRecord", routed_record(9))) == whole
+    assert splicer.encode(fields, inner, b"\x00" * 40) == whole
+
+
+def test_inner_bytes_of_an_older_schema_version_are_encoded_again_in_the_current_one() -> None:
+    contracts = load_contracts()
+    old = copy.deepcopy(contracts["LearningRecord"])
+    old["fields"] = [f for f in old["fields"] if f["name"] != "expires_at"]
+    codec = Codec(contracts, {"LearningRecord": {1: old}})
+    written = learning_record()
+    del written["expires_at"]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, parse_schema(old), written)
+    raw = MARKER + fingerprint_of(old) + body.getvalue()
+    inner = codec.decode("LearningRecord", raw)
+    fields, _ = outer_and_inner(routed_record(5))
+
+    spliced = codec.splicer("RoutedRecord").encode(fields, inner, raw)
+    assert not codec.is_current("LearningRecord", raw)
+    assert spliced == codec.encode("RoutedRecord", {**fields, "record": inner})
+    assert codec.decode("RoutedRecord", spliced)["record"] == learning_record(expires_at=None)
+
+
+def test_a_spliced_field_that_does_not_fit_is_the_codec_error_of_encode() -> None:
+    fields, inner = outer_and_inner(routed_record(2))
+    fields["routed_at"] = "yesterday"
+    raw = CODEC.encode("LearningRecord", inner)
+    with pytest.raises(CodecError) as spliced:
+        CODEC.splicer("RoutedRecord").encode(fields, inner, raw)
+    with pytest.raises(CodecError) as encoded:
+        CODEC.encode("RoutedRecord", {**fields, "record": inner})
+    assert str(spliced.value) == str(encoded.value)
+    assert spliced.value.field == encoded.value.field == "routed_at"
+
+
+def test_only_a_message_that_ends_with_a_message_can_be_spliced() -> None:
+    assert CODEC.splicer("RoutedRecord").inner == "LearningRecord"
+    with pytest.raises(ValueError, match="published_at, is not a message"):
+        CODEC.splicer("LearningRecord")

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from schemas.vocabulary import CompletionState, ReasonCode, Source
+from schemas.vocabulary import (
+    ACTIVITY_SOURCES,
+    DONE_STATES,
+    NEVER_SENT_SOURCES,
+    CompletionState,
+    ReasonCode,
+    Source,
+)
 from streams.colleges import CollegeRegistry
 from streams.eligibility import (
     Awaiting,
@@ -16,6 +23,7 @@ from streams.eligibility import (
     ProfileState,
     awaits,
     check,
+    completed_activity,
 )
 from streams.oci_id import OciId, OciIdErrorCode
 from streams.reporting_period import FISCAL_YEAR
@@ -261,3 +269,48 @@ def test_what_held_records_wait_for():
     assert all(awaits(reason) is None for reason in final)
     with pytest.raises(ValueError):
         awaits("bogus")
+
+
+@pytest.mark.parametrize("source", list(Source))
+def test_a_source_is_not_sent_exactly_when_the_vocabulary_says_so(source):
+    activity = {"cmid": "5", "name": "Quiz", "modname": "quiz"}
+    verdict = decide(learning_record(source=source, activity=activity))
+    not_sent = isinstance(verdict, Ineligible) and verdict.reason is ReasonCode.SOURCE_NOT_SENT
+    assert not_sent is (source in NEVER_SENT_SOURCES)
+
+
+@pytest.mark.parametrize("state", list(CompletionState))
+def test_a_state_passes_rule_3_exactly_when_it_is_done(state):
+    verdict = decide(learning_record(completion_state=state))
+    assert isinstance(verdict, Eligible) is (state in DONE_STATES)
+
+
+ACTIVITY = {"cmid": "311", "name": "Supporting Documentation", "modname": "assign"}
+
+
+@pytest.mark.parametrize("source", sorted(ACTIVITY_SOURCES))
+@pytest.mark.parametrize("state", sorted(DONE_STATES))
+def test_a_done_activity_record_names_its_completed_activity(source, state):
+    record = learning_record(source=source, completion_state=state, activity=ACTIVITY)
+    assert completed_activity(record) == "311"
+    # Expiry and period are the record's own verdict, not the activity's completion.
+    assert completed_activity({**record, "expires_at": COMPLETED}) == "311"
+    assert completed_activity({**record, "completed_at": PERIOD.end}) == "311"
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"activity": None},
+        {"source": "course_completion"},
+        {"source": "xapi"},
+        {"source": "equivalency"},
+        {"completion_state": "incomplete"},
+        {"completion_state": "complete_fail"},
+        {"voided": True},
+    ],
+)
+def test_a_record_that_is_no_done_activity_completes_none(changes):
+    record = learning_record(source="activity_completion", activity=ACTIVITY)
+    assert completed_activity(record) == "311"
+    assert completed_activity({**record, **changes}) is None

@@ -9,12 +9,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from connectors.gateway.app import create_app
-from connectors.topic_snapshot import read_topic
 from deploy.broker import EmbeddedBroker
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
 from schemas.codec import Codec
 from schemas.topics import LEARNING_RECORDS, USER_PROFILES
+from streams.topic_snapshot import read_topic
 from tests.test_lms_mapping import course_completed, module_completion, statement
 
 pytestmark = pytest.mark.kafka

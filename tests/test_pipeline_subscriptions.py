@@ -10,6 +10,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 import streams.subscriptions as subscriptions
+import streams.topic_snapshot as topic_snapshot
 from deploy.settings import Settings
 from schemas.topics import COURSE_RECIPIENTS, course_key
 from streams.observer import PipelineObserver
@@ -44,7 +45,9 @@ class ScriptedConsumer:
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: len(self.messages) for tp in tps}
 
-    async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[SimpleNamespace]]:
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int
+    ) -> dict[TopicPartition, list[SimpleNamespace]]:
         if self.failing:
             raise KafkaConnectionError("broker gone")
         if self.position_ < len(self.messages):
@@ -82,7 +85,7 @@ async def test_a_reread_after_a_failure_rebuilds_the_subscriptions_and_reports_b
         message(0, C1, CODEC.encode("CourseRecipients", course_recipients("c1", ["CMaRS"]))),
         message(1, course_key(SITE, "c2"), b"not avro"),
     ]
-    monkeypatch.setattr(subscriptions, "AIOKafkaConsumer", ScriptedConsumer)
+    monkeypatch.setattr(topic_snapshot, "AIOKafkaConsumer", ScriptedConsumer)
     monkeypatch.setattr(subscriptions, "partitions_of", one_partition)
     settings = Settings()
     observer = CountingObserver()

@@ -10,7 +10,15 @@ import pytest
 
 from schemas.codec import AVRO_DIR, MESSAGES, NAMESPACE, Codec
 from schemas.topics import catalogue
-from schemas.vocabulary import CompletionState, ReasonCode, Source
+from schemas.vocabulary import (
+    ACTIVITY_SOURCES,
+    COURSE_SOURCES,
+    NEVER_SENT_SOURCES,
+    SENT_SOURCES,
+    CompletionState,
+    ReasonCode,
+    Source,
+)
 
 CONTRACT_FILES = sorted(AVRO_DIR.glob("*.avsc"))
 
@@ -25,6 +33,12 @@ def test_avro_enum_equals_the_python_enum(enum: type[StrEnum]) -> None:
     assert schema["type"] == "enum" and schema["name"] == enum.__name__
     # Same order too: Avro writes an enum as the index of its symbol.
     assert schema["symbols"] == [member.value for member in enum]
+
+
+def test_every_source_is_in_exactly_one_grouping() -> None:
+    groupings = [COURSE_SOURCES, ACTIVITY_SOURCES, NEVER_SENT_SOURCES]
+    assert sorted(s for group in groupings for s in group) == sorted(Source)
+    assert set(Source) - NEVER_SENT_SOURCES == SENT_SOURCES
 
 
 def test_every_enum_in_any_message_is_a_shared_contract() -> None:

@@ -18,7 +18,6 @@ from connectors.cmars.errors import TransientFailure
 __all__ = [
     "CONTRACT_FILE",
     "BATCHES_PATH",
-    "SENT_SOURCES",
     "MalformedRecord",
     "ROUTED_FIELDS",
     "RecordStatus",
@@ -33,9 +32,6 @@ __all__ = [
 
 CONTRACT_FILE = Path(__file__).with_name("openapi.yaml")
 BATCHES_PATH = "/lrx/v1/batches"
-SENT_SOURCES = frozenset(
-    {"course_completion", "activity_completion", "xapi", "supporting_documentation"}
-)
 
 # The contract's record_id (format: uuid) in its text form, as the codec's uuid type has it.
 _UUID_TEXT = re.compile(

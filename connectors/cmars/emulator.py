@@ -30,12 +30,12 @@ from aiohttp import web
 from connectors.cmars.contract import (
     BATCHES_PATH,
     CONTRACT_FILE,
-    SENT_SOURCES,
     RecordStatus,
     rfc3339,
 )
 from connectors.cmars.schedule import Schedule
 from deploy.settings import Settings
+from schemas.vocabulary import SENT_SOURCES
 from streams.colleges import DEFAULT_COLLEGES_FILE, CollegeRegistry
 
 __all__ = ["EmulatorConfig", "Faults", "CmarsState", "create_app", "STATE"]
@@ -340,7 +340,7 @@ def _record_problems(record: Any) -> list[tuple[str, str]]:
     if not isinstance(record["completed_at"], str) or _timestamp(record["completed_at"]) is None:
         found.append(("completed_at", "must be an RFC 3339 date-time"))
     if record["source"] not in SENT_SOURCES:
-        found.append(("source", f"must be one of {sorted(SENT_SOURCES)}"))
+        found.append(("source", f"must be one of {sorted(map(str, SENT_SOURCES))}"))
     if not isinstance(record["period"], str) or not _PERIOD.match(record["period"]):
         found.append(("period", "must be a label such as 2026-27, or 2026 for a calendar year"))
     return found

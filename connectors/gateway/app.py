@@ -31,10 +31,11 @@ from connectors.lms.problems import (
     Problem,
     is_unicode_text,
 )
-from connectors.lms.publisher import KafkaUnavailable, LmsPublisher
+from connectors.lms.publisher import LmsPublisher
 from connectors.metrics import Metrics
 from deploy.settings import Settings
 from schemas.codec import Codec
+from streams.topic_snapshot import KafkaUnavailable
 
 __all__ = ["create_app", "PUBLISHER", "SETTINGS"]
 

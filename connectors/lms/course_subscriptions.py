@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from connectors.topic_snapshot import read_compacted_topic
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS, course_key, key_part_problem
 from streams.recipients import RecipientDirectory, UnknownRecipientError
+from streams.topic_snapshot import read_compacted_topic
 
 from .problems import InvalidInput, Problem
 from .publisher import LmsPublisher

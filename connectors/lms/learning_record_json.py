@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from connectors.lms.problems import FieldReader
-from schemas.vocabulary import CompletionState, Source
+from schemas.vocabulary import ACTIVITY_SOURCES, CompletionState, Source
 from streams.record_identity import record_id_of
 
 __all__ = ["learning_record_from_json", "user_profile_from_json"]
@@ -44,7 +44,7 @@ def learning_record_from_json(item: FieldReader, site: str, now: datetime) -> di
             }
     state = item.choice("completion_state", CompletionState)
     source = item.choice("source", Source)
-    if source in (Source.ACTIVITY_COMPLETION, Source.SUPPORTING_DOCUMENTATION) and not activity:
+    if source in ACTIVITY_SOURCES and not activity:
         item.problem("activity", f"required for source {source}")
     completed_at = item.iso_instant("completed_at")
     expires_at = item.iso_instant("expires_at", required=False)

@@ -11,12 +11,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from connectors.topic_snapshot import read_compacted_topic
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import USER_PROFILES
 from streams.colleges import CollegeRegistry
 from streams.oci_id import OciIdError, parse_oci_id
+from streams.topic_snapshot import read_compacted_topic
 
 __all__ = ["ProfileDirectory", "read_profile_directory", "username_key"]
 

@@ -13,14 +13,11 @@ from aiokafka.errors import KafkaError
 from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
+from streams.topic_snapshot import KafkaUnavailable
 
-__all__ = ["LmsPublisher", "KafkaUnavailable"]
+__all__ = ["LmsPublisher"]
 
 log = logging.getLogger(__name__)
-
-
-class KafkaUnavailable(RuntimeError):
-    """Kafka did not acknowledge a write in time; nothing may be reported as stored."""
 
 
 class LmsPublisher:

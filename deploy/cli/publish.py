@@ -11,8 +11,9 @@ import click
 
 from connectors.lms.formats import FORMATS, LmsContext, map_item
 from connectors.lms.problems import InvalidInput, Problem
-from connectors.lms.publisher import KafkaUnavailable, LmsPublisher
+from connectors.lms.publisher import LmsPublisher
 from deploy.settings import Settings
+from streams.topic_snapshot import KafkaUnavailable
 
 CHUNK = 2000
 

@@ -21,11 +21,10 @@ from connectors.lms.course_subscriptions import (
     without_recipient,
 )
 from connectors.lms.problems import InvalidInput
-from connectors.lms.publisher import KafkaUnavailable
-from connectors.topic_snapshot import TopicMissing
 from deploy.settings import Settings
 from schemas.codec import Codec
 from streams.recipients import RecipientDirectory, RecipientError
+from streams.topic_snapshot import KafkaUnavailable, TopicMissing
 
 
 @click.group("recipients")

@@ -13,7 +13,7 @@ import click
 from aiokafka.errors import KafkaError
 
 from connectors.lms.profile_directory import ProfileDirectory, read_profile_directory
-from connectors.lms.publisher import KafkaUnavailable, LmsPublisher
+from connectors.lms.publisher import LmsPublisher
 from connectors.lms.user_import import (
     ImportPlan,
     RowProblem,
@@ -21,10 +21,10 @@ from connectors.lms.user_import import (
     UserImport,
     read_upload_file,
 )
-from connectors.topic_snapshot import TopicMissing
 from deploy.settings import Settings
 from schemas.codec import Codec
 from streams.colleges import CollegeRegistry, CollegeRegistryError
+from streams.topic_snapshot import KafkaUnavailable, TopicMissing
 
 # Profiles per acknowledged write: large enough to keep the producer's batches full,
 # small enough that the progress bar moves and one wait stays within the timeout.

@@ -1,27 +1,48 @@
 """Reading a topic whole, as of now: every message, or the latest value of every key.
 
 The admin commands (`lrx users import`, `lrx recipients`) need the current state
-of a small keyed topic before they change it; `lrx demo` and the tests need every
-outcome written so far. A consumer without a group reads every partition from
-its start up to the end offset it found when it began, so the read always finishes.
+of a small keyed topic before they change it; `lrx demo`, `lrx trace` and the
+tests need every outcome written so far. The worker reads its decision log
+(streams/decision_log.py) and the course subscriptions (streams/subscriptions.py)
+the same way with consumers of its own, through `read_to_end`. A consumer without
+a group reads every partition from its start up to the end offset it found when
+it began, so the read always finishes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError, for_code
 
-from connectors.lms.publisher import KafkaUnavailable
 from deploy.settings import Settings
 
-__all__ = ["LatestValue", "TopicMissing", "KafkaStalled", "read_compacted_topic", "read_topic"]
+__all__ = [
+    "KafkaUnavailable",
+    "TopicMissing",
+    "KafkaStalled",
+    "LatestValue",
+    "partitions_of",
+    "reading_consumer",
+    "read_compacted_topic",
+    "read_to_end",
+    "read_topic",
+]
 
 log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka did not answer in time: a write it did not acknowledge, or a read that failed.
+
+    After a failed write nothing may be reported as stored.
+    """
 
 
 class TopicMissing(KafkaUnavailable):
@@ -65,17 +86,26 @@ async def read_topic(
     settings: Settings, topic: str, *, key_prefix: bytes = b""
 ) -> list[ConsumerRecord]:
     """Every message of `topic` up to its end offsets as of the call, partition by partition."""
-    try:
-        partitions = await _partitions_of(settings, topic)
-        consumer = AIOKafkaConsumer(
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            request_timeout_ms=int(settings.admin_kafka_timeout * 1000) + 5000,
-            **settings.kafka_client_options(),
+    timeout = settings.admin_kafka_timeout
+
+    def stalled(remaining: list[TopicPartition]) -> KafkaStalled:
+        return KafkaStalled(
+            f"reading {topic} made no progress for {timeout:g}s "
+            f"(LRX_ADMIN_KAFKA_TIMEOUT); partitions left: "
+            f"{', '.join(str(tp.partition) for tp in remaining)}"
         )
+
+    try:
+        partitions = await partitions_of(settings, topic)
+        consumer = reading_consumer(settings, timeout)
         await consumer.start()
         try:
-            return await _read_to_end(consumer, settings, topic, partitions, key_prefix)
+            tps = [TopicPartition(topic, p) for p in partitions]
+            return [
+                message
+                async for message in read_to_end(consumer, tps, timeout=timeout, stalled=stalled)
+                if (message.key or b"").startswith(key_prefix)
+            ]
         finally:
             await consumer.stop()
     except KafkaError as error:
@@ -84,7 +114,23 @@ async def read_topic(
         ) from error
 
 
-async def _partitions_of(settings: Settings, topic: str) -> list[int]:
+def reading_consumer(settings: Settings, timeout: float, **options: Any) -> AIOKafkaConsumer:
+    """A consumer for read_to_end: in no group, from the earliest offset, committing nothing.
+
+    Its requests may take `timeout` seconds and some, so that a slow broker stalls
+    the read (read_to_end says so) rather than failing a single request.
+    """
+    return AIOKafkaConsumer(
+        **settings.kafka_client_options(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        request_timeout_ms=int(timeout * 1000) + 5000,
+        **options,
+    )
+
+
+async def partitions_of(settings: Settings, topic: str) -> list[int]:
+    """The partition numbers of an existing topic; TopicMissing if there is no such topic."""
     # A consumer only knows the partitions of topics it subscribed to; the admin
     # client asks for one topic's metadata.
     admin = AIOKafkaAdminClient(**settings.kafka_client_options())
@@ -103,38 +149,39 @@ async def _partitions_of(settings: Settings, topic: str) -> list[int]:
     return sorted(p["partition"] for p in found["partitions"])
 
 
-async def _read_to_end(
+async def read_to_end(
     consumer: AIOKafkaConsumer,
-    settings: Settings,
-    topic: str,
-    partitions: list[int],
-    key_prefix: bytes,
-) -> list[ConsumerRecord]:
-    tps = [TopicPartition(topic, p) for p in partitions]
+    partitions: Iterable[TopicPartition],
+    *,
+    timeout: float,
+    stalled: Callable[[list[TopicPartition]], Exception],
+    past_end: bool = False,
+) -> AsyncIterator[ConsumerRecord]:
+    """The messages of `partitions` from their beginning to the end offsets they have now.
+
+    Assigns the partitions to `consumer`, a consumer outside any group. The fetch
+    that reaches an end may bring messages written since the read began: they are
+    left out unless `past_end`. Raises stalled(partitions left, sorted) when no
+    message arrives for `timeout` seconds before every end is reached.
+    """
+    tps = list(partitions)
     consumer.assign(tps)
     await consumer.seek_to_beginning(*tps)
     ends = await consumer.end_offsets(tps)
     remaining = {tp for tp in tps if ends[tp] > 0}
-    found: list[ConsumerRecord] = []
     last_progress = time.monotonic()
     while remaining:
         batches = await consumer.getmany(*remaining, timeout_ms=500)
         for tp, messages in batches.items():
             for message in messages:
-                if message.offset >= ends[tp]:
+                if message.offset >= ends[tp] and not past_end:
                     break  # written after we started: not part of "now"
-                if (message.key or b"").startswith(key_prefix):
-                    found.append(message)
+                yield message
         if batches:
             last_progress = time.monotonic()
         # Position, not the last offset seen: compaction and transaction markers leave gaps.
         for tp in list(remaining):
             if await consumer.position(tp) >= ends[tp]:
                 remaining.discard(tp)
-        if remaining and time.monotonic() - last_progress > settings.admin_kafka_timeout:
-            raise KafkaStalled(
-                f"reading {topic} made no progress for {settings.admin_kafka_timeout:g}s "
-                f"(LRX_ADMIN_KAFKA_TIMEOUT); partitions left: "
-                f"{', '.join(str(tp.partition) for tp in sorted(remaining))}"
-            )
-    return found
+        if remaining and time.monotonic() - last_progress > timeout:
+            raise stalled(sorted(remaining))
