@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.pipeline              # 200,000 records on a throwaway broker
     .venv/bin/python -m bench.pipeline --count 20000 --latency-seconds 5
+    .venv/bin/python -m bench.pipeline --profile /tmp/worker-profile.txt
 
 It publishes N learning records (90% eligible, 10% spread over the reasons a
 record is not sent), then times
@@ -277,7 +278,9 @@ async def wait_for_outputs(settings: Settings, topics: list[str], at_least: int)
         await asyncio.sleep(1)
 
 
-async def bench(settings: Settings, count: int, rate: float, latency_seconds: float) -> None:
+async def bench(
+    settings: Settings, count: int, rate: float, latency_seconds: float, profile: Path | None = None
+) -> None:
     await apply_catalogue(settings)
     admin_topics = [PASSTHROUGH]
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -319,8 +322,14 @@ async def bench(settings: Settings, count: int, rate: float, latency_seconds: fl
     decided_topics = [outbox_topic("cmars"), INELIGIBLE, PENDING]
     log_path = settings.run_dir / "bench-worker.log"
     with open(log_path, "ab") as log:
+        lrx = str(Path(sys.executable).with_name("lrx"))
+        command = [lrx, "worker", "--loglevel", "warning"]
+        if profile is not None:
+            # pyinstrument writes its report when the worker exits (on our SIGTERM).
+            pyinstrument = str(Path(sys.executable).with_name("pyinstrument"))
+            command = [pyinstrument, "-r", "text", "-o", str(profile), *command]
         worker = subprocess.Popen(
-            [str(Path(sys.executable).with_name("lrx")), "worker", "--loglevel", "warning"],
+            command,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -365,6 +374,11 @@ def main() -> None:
         "--latency-seconds", type=float, default=10.0, help="length of the latency run"
     )
     parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the worker under pyinstrument and write its text report here",
+    )
+    parser.add_argument(
         "--use-configured-broker",
         action="store_true",
         help="run on the broker of the LRX_ settings instead of a throwaway one "
@@ -373,7 +387,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings.from_env()
     if args.use_configured_broker:
-        asyncio.run(bench(settings, args.count, args.rate, args.latency_seconds))
+        asyncio.run(bench(settings, args.count, args.rate, args.latency_seconds, args.profile))
         return
     with tempfile.TemporaryDirectory(prefix="lrx-bench-") as run_dir:
         settings = settings.replace(
@@ -382,7 +396,7 @@ def main() -> None:
         broker = EmbeddedBroker(settings)
         broker.start()
         try:
-            asyncio.run(bench(settings, args.count, args.rate, args.latency_seconds))
+            asyncio.run(bench(settings, args.count, args.rate, args.latency_seconds, args.profile))
         finally:
             broker.stop()
 
