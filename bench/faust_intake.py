@@ -3,7 +3,7 @@
     LRX_... .venv/bin/python -m bench.faust_intake COUNT
 
 A Faust agent on lms.learning-records, set up like the pipeline's (same app
-settings, the lrx-avro codec, the same `stream_batches` batching, acks), that decides
+settings, the lrx-avro codec, `noack_take` batches, acks), that decides
 nothing and writes nothing. It prints `faust intake: <records/s>` once COUNT
 records are through, timed from the first batch to the last, and then waits
 to be stopped. bench/pipeline.py runs it between the passthrough and the
@@ -22,7 +22,7 @@ import faust
 from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import LEARNING_RECORDS
-from streams.app import faust_settings, stream_batches
+from streams.app import faust_settings
 from streams.faust_codec import CODEC_NAME, register_codec
 from streams.faust_transport import FaustApp
 
@@ -38,7 +38,7 @@ def intake_app(settings: Settings, count: int) -> faust.App:
     @app.agent(topic, concurrency=1)
     async def take_and_ack(stream: Any) -> None:
         seen, first = 0, 0.0
-        batches = stream_batches(stream, settings)
+        batches = stream.noack_take(settings.pipeline_batch_size, settings.pipeline_batch_wait)
         async for events in batches:
             first = first or time.monotonic()
             for event in events:

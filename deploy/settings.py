@@ -145,8 +145,8 @@ class Settings:
     pipeline_batch_wait: float = setting(
         "LRX_PIPELINE_BATCH_WAIT",
         0.02,
-        "Longest the worker waits for the next event while it holds a batch (it waits not at "
-        "all when Faust has no further event fetched); bounds the latency batching adds.",
+        "Seconds the worker waits for a batch to fill before deciding the events it has; "
+        "bounds the latency batching adds at low rates.",
     )
     pipeline_read_timeout: float = setting(
         "LRX_PIPELINE_READ_TIMEOUT",

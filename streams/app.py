@@ -5,13 +5,11 @@ agent reads the two topics, co-partitioned, in order: a profile and a record of
 the same user are never handled at once, and the users and activity completions
 tables live on the worker that owns the user's partition.
 
-The agent takes events in batches (`event_batches`): it decides each event of a
+The agent takes events in batches (`noack_take`): it decides each event of a
 batch in turn, waits once until Kafka has acknowledged all their outputs, and
 only then acks the events, so an offset is never committed before its outputs
 exist. Waiting per batch instead of per record is what lets the producer send
-many records per request. A batch ends when it is full, when no further event
-is ready, or when the next one takes longer than LRX_PIPELINE_BATCH_WAIT.
-(Faust's `noack_take` would do, but runs the stream in a task of its own.)
+many records per request.
 
 A failure that is not about an event's data (Kafka down, an output not
 acknowledged, a decision log that cannot be read) crashes the worker rather
@@ -33,9 +31,9 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import faust
 from faust.streams import _current_event
@@ -56,11 +54,9 @@ from streams.reporting_period import ReportingCalendar
 from streams.routing import RoutingRules
 from streams.subscriptions import SubscriptionReader
 
-__all__ = ["create_app", "clock_from_settings", "event_batches", "stream_batches", "PipelineApp"]
+__all__ = ["create_app", "clock_from_settings", "PipelineApp"]
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 STAGE = "streams.pipeline"
 
@@ -170,9 +166,11 @@ class PipelineApp:
 
         @app.agent(inputs, name="route-records", concurrency=1)
         async def route_records(stream: faust.Stream) -> None:
-            # `noack()`: acking is ours, after a batch's outputs are acknowledged, so an
-            # interrupted batch stays uncommitted.
-            await self.route(stream_batches(stream, settings), stream.ack)
+            # `take` and `take_events` ack a batch when the loop body is left, even by
+            # cancellation at shutdown; `noack_take` leaves acking to us, after handling,
+            # so an interrupted batch stays uncommitted.
+            batches = stream.noack_take(settings.pipeline_batch_size, settings.pipeline_batch_wait)
+            await self.route(batches, stream.ack)
 
         @app.task
         async def read_subscriptions() -> None:
@@ -251,8 +249,8 @@ class PipelineApp:
             await self.pipeline.load(self.assigned_partitions())
             try:
                 for event in events:
-                    # Tables take the changelog partition of a write from the current event,
-                    # which Faust sets in the task that read it, not necessarily this one.
+                    # Tables take the changelog partition of a write from the current event;
+                    # `noack_take` sets it only in its own background task, not the agent's.
                     _current_event.set(weakref.ref(event))
                     await self.handle(event)
             finally:
@@ -342,65 +340,6 @@ class PipelineApp:
         encoded = self.codec.encode("DeadLetter", dead)
         await self.outputs.send(PIPELINE_DEAD_LETTERS, message.key, encoded, None)
         self.observer.decided(Decision.DEAD_LETTERED, code)
-
-
-async def event_batches(
-    events: AsyncIterable[T],
-    size: int,
-    wait: float,
-    ready: Callable[[], bool] = lambda: True,
-) -> AsyncIterator[list[T]]:
-    """Lists of up to `size` events, in order, each ended early when no event is `ready`
-    or the next one takes more than `wait` seconds.
-
-    The next event is awaited in a task of its own, which outlives a timeout: cancelling
-    the read of a Faust stream would end the stream.
-    """
-    source = aiter(events)
-    batch: list[T] = []
-    upcoming: asyncio.Future[T] | None = None
-    try:
-        while True:
-            if upcoming is None:
-                upcoming = asyncio.ensure_future(anext(source))
-            if batch and not upcoming.done():
-                done, _ = await asyncio.wait((upcoming,), timeout=wait)
-                if not done:
-                    yield batch
-                    batch = []
-                    continue
-            try:
-                event = await upcoming
-            except StopAsyncIteration:
-                break
-            finally:
-                upcoming = None
-            batch.append(event)
-            if len(batch) >= size or not ready():
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-    finally:
-        if upcoming is not None:
-            upcoming.cancel()
-
-
-def stream_batches(stream: faust.Stream, settings: Settings) -> AsyncIterator[list[Any]]:
-    """The agent's events in batches, unacked: acking is the caller's, after handling."""
-
-    def next_event_fetched() -> bool:
-        # Faust's buffer of fetched events for this stream: empty means the next event
-        # is not here yet, so the batch at hand is not held back waiting for it.
-        queue = getattr(stream.channel, "queue", None)
-        return queue is not None and not queue.empty()
-
-    return event_batches(
-        stream.noack().events(),
-        settings.pipeline_batch_size,
-        settings.pipeline_batch_wait,
-        ready=next_event_fetched,
-    )
 
 
 def faust_settings(settings: Settings) -> dict[str, Any]:
