@@ -363,7 +363,7 @@ async def bench(
         print(f"publish-to-outbox latency at {rate:,.0f}/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
     finally:
         worker.terminate()
-        worker.wait(30)
+        worker.wait(30 if profile is None else 300)  # pyinstrument renders on exit
 
 
 def main() -> None:
