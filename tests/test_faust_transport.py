@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.app import PipelineApp
 from streams.faust_transport import FaustApp, seek_to_committed_or_beginning
+from tests.kafka_support import create_topic
 
 pytestmark = pytest.mark.kafka
 
@@ -21,12 +21,7 @@ pytestmark = pytest.mark.kafka
 async def _topic_read_to_end(settings, topic: str, group: str) -> AIOKafkaConsumer:
     """A consumer in `group` assigned both partitions of `topic`, positioned at their end
     (5 records each), having committed offset 3 of partition 0 only."""
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
-    finally:
-        await admin.close()
+    await create_topic(settings, topic, partitions=2)
     producer = AIOKafkaProducer(acks="all", **settings.kafka_client_options())
     await producer.start()
     try:

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.kafka_support import create_topic
 
 pytestmark = pytest.mark.kafka
-
-
-async def _create_topic(settings, name: str) -> None:
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-    finally:
-        await admin.close()
 
 
 async def _consume(settings, topic: str, group: str, count: int) -> list[bytes]:
@@ -47,7 +39,7 @@ async def _consume(settings, topic: str, group: str, count: int) -> list[bytes]:
 
 async def test_consumer_resumes_at_committed_offset(settings, unique_name):
     topic, group = unique_name("roundtrip"), unique_name("roundtrip-group")
-    await _create_topic(settings, topic)
+    await create_topic(settings, topic)
     producer = AIOKafkaProducer(acks="all", **settings.kafka_client_options())
     await producer.start()
     try:
