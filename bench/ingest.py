@@ -32,7 +32,7 @@ from pathlib import Path
 import aiohttp
 
 from connectors.lms.moodle_events import COURSE_COMPLETED, MODULE_COMPLETION_UPDATED
-from deploy.broker import EmbeddedBroker
+from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue
 
@@ -99,18 +99,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _free_port_pair() -> int:
-    for _ in range(100):
-        port = free_port()
-        try:
-            with socket.socket() as controller:
-                controller.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no two adjacent free ports")
-
-
 @contextmanager
 def kafka() -> Iterator[Settings]:
     """The configured cluster, the embedded broker if it runs, else a throwaway broker."""
@@ -120,7 +108,7 @@ def kafka() -> Iterator[Settings]:
         yield settings
         return
     with tempfile.TemporaryDirectory(prefix="lrx-bench-") as run_dir:
-        scratch = settings.replace(broker_port=_free_port_pair(), run_dir=Path(run_dir))
+        scratch = settings.replace(broker_port=free_port_pair(), run_dir=Path(run_dir))
         broker = EmbeddedBroker(scratch)
         broker.start()
         print(f"Kafka: {scratch.bootstrap_servers} (throwaway broker, started for this run)")

@@ -50,7 +50,7 @@ from schemas.topics import (
     user_key,
 )
 from streams.record_identity import record_id_of
-from streams.subscriptions import partitions_of
+from streams.topic_snapshot import partitions_of, read_topic
 
 PASSTHROUGH = "bench.passthrough"
 SITE = "bench"
@@ -236,25 +236,12 @@ async def run_faust_intake(env: dict[str, str], count: int, timeout: float = 600
 
 async def output_times(settings: Settings, topics: list[str]) -> list[tuple[int, bytes | None]]:
     """(Kafka timestamp ms, value) of every non-tombstone message in the topics."""
-    consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
-    await consumer.start()
-    found: list[tuple[int, bytes | None]] = []
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in await partitions_of(settings, t)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000, max_records=10_000)
-            for messages in batches.values():
-                found += [(m.timestamp, m.value) for m in messages if m.value is not None]
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
-    return found
+    return [
+        (m.timestamp, m.value)
+        for topic in topics
+        for m in await read_topic(settings, topic)
+        if m.value is not None
+    ]
 
 
 async def count_messages(settings: Settings, topics: list[str]) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from pathlib import Path
 from connectors.lms.profile_directory import read_profile_directory
 from connectors.lms.publisher import LmsPublisher
 from connectors.lms.user_import import UserImport, read_upload_file
-from deploy.broker import EmbeddedBroker
+from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.cli.users import PUBLISH_CHUNK
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue
@@ -106,7 +105,7 @@ def time_command(settings: Settings, rows: int, site: str, upload: Path) -> None
 def scratch_broker() -> Iterator[Settings]:
     with tempfile.TemporaryDirectory(prefix="lrx-bench-") as run_dir:
         settings = Settings.from_env({}).replace(
-            broker_port=_free_port_pair(), run_dir=Path(run_dir)
+            broker_port=free_port_pair(), run_dir=Path(run_dir)
         )
         broker = EmbeddedBroker(settings)
         broker.start()
@@ -114,20 +113,6 @@ def scratch_broker() -> Iterator[Settings]:
             yield settings
         finally:
             broker.stop()
-
-
-def _free_port_pair() -> int:
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            with socket.socket() as controller:
-                controller.bind(("127.0.0.1", port + 1))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no two adjacent free ports")
 
 
 def main() -> None:

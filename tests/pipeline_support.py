@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from deploy.settings import REPO_ROOT, Settings
 from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
+from streams import topic_snapshot
 from streams.record_identity import record_id_of
-from streams.topic_snapshot import partitions_of
 
 CODEC = Codec.default()
 SITE = "sunnybrook"
@@ -158,34 +158,14 @@ class Consumed:
 
 
 async def read_topic(settings: Settings, topic: str, decode: bool = True) -> list[Consumed]:
-    """Every message of the topic up to its current end (committed transactions only)."""
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_options(),
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
+    """Every message of the topic up to its current end, decoded unless `decode` is False."""
     found: list[Consumed] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in await partitions_of(settings, topic)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp, end in ends.items() if end > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=1000)
-            for messages in batches.values():
-                for m in messages:
-                    value = None
-                    if m.value is not None:
-                        value = CODEC.decode_any(m.value)[1] if decode else {"raw": m.value}
-                    headers = dict(m.headers or ())
-                    found.append(Consumed(m.topic, m.partition, m.offset, m.key, value, headers))
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    for m in await topic_snapshot.read_topic(settings, topic):
+        value = None
+        if m.value is not None:
+            value = CODEC.decode_any(m.value)[1] if decode else {"raw": m.value}
+        headers = dict(m.headers or ())
+        found.append(Consumed(m.topic, m.partition, m.offset, m.key, value, headers))
     return found
 
 
