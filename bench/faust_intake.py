@@ -22,9 +22,9 @@ import faust
 from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import LEARNING_RECORDS
-from streams.app import faust_settings
-from streams.faust_codec import CODEC_NAME, register_codec
-from streams.faust_transport import FaustApp
+from streams.worker.app import faust_settings
+from streams.worker.faust_codec import CODEC_NAME, register_codec
+from streams.worker.faust_transport import FaustApp
 
 
 def intake_app(settings: Settings, count: int) -> faust.App:

@@ -49,8 +49,8 @@ from schemas.topics import (
     outbox_topic,
     user_key,
 )
-from streams.record_identity import record_id_of
-from streams.topic_snapshot import partitions_of, read_topic
+from streams.kafka.topic_reader import partitions_of, read_topic
+from streams.rules.record_identity import record_id_of
 
 PASSTHROUGH = "bench.passthrough"
 SITE = "bench"
@@ -239,7 +239,7 @@ async def output_times(settings: Settings, topics: list[str]) -> list[tuple[int,
     return [
         (m.timestamp, m.value)
         for topic in topics
-        for m in await read_topic(settings, topic)
+        for m in await read_topic(settings.kafka_connection(), topic)
         if m.value is not None
     ]
 
@@ -248,7 +248,11 @@ async def count_messages(settings: Settings, topics: list[str]) -> int:
     consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in await partitions_of(settings, t)]
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in await partitions_of(settings.kafka_connection(), t)
+        ]
         return sum((await consumer.end_offsets(tps)).values())
     finally:
         await consumer.stop()

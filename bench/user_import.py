@@ -32,7 +32,7 @@ from deploy.cli.users import PUBLISH_CHUNK
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue
 from schemas.codec import Codec
-from streams.colleges import CollegeRegistry
+from streams.rules.colleges import CollegeRegistry
 
 
 def upload_csv(rows: int) -> bytes:

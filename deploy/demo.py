@@ -23,9 +23,9 @@ from connectors.lms.xapi_statements import COMPLETED
 from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import INELIGIBLE, PENDING, dlq_topic
-from streams.colleges import CollegeRegistry
-from streams.reporting_period import ReportingCalendar
-from streams.topic_snapshot import read_compacted_topic, read_topic
+from streams.kafka.topic_reader import read_compacted_topic, read_topic
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.reporting_period import ReportingCalendar
 
 __all__ = ["DemoPlan", "Outcomes", "plan_traffic", "send_traffic", "account_for"]
 
@@ -252,7 +252,11 @@ async def account_for(settings: Settings, sent: set[str]) -> Outcomes:
     ):
         inventory = await answer.json()
     outcomes.delivered = {r["record_id"] for r in inventory["records"]} & sent
-    for found in (await read_compacted_topic(settings, PENDING)).values():
+    for found in (
+        await read_compacted_topic(
+            settings.kafka_connection(), PENDING, timeout=settings.admin_kafka_timeout
+        )
+    ).values():
         record = codec.decode_any(found.value)[1]
         outcomes.pending[record["record_id"]] = "held"
     for record in await _decoded(settings, INELIGIBLE, codec):
@@ -267,7 +271,12 @@ async def account_for(settings: Settings, sent: set[str]) -> Outcomes:
 
 
 async def _decoded(settings: Settings, topic: str, codec: Codec) -> list[dict[str, Any]]:
-    return [codec.decode_any(m.value)[1] for m in await read_topic(settings, topic)]
+    return [
+        codec.decode_any(m.value)[1]
+        for m in await read_topic(
+            settings.kafka_connection(), topic, timeout=settings.admin_kafka_timeout
+        )
+    ]
 
 
 def tally(outcomes: Outcomes, sent: set[str]) -> tuple[list[tuple[str, int]], int, list[str]]:

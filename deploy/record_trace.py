@@ -32,12 +32,12 @@ from schemas.topics import (
     outbox_topic,
     user_key,
 )
-from streams.colleges import CollegeRegistry
-from streams.eligibility import ProfileState, completed_activity
-from streams.recipients import RecipientDirectory
-from streams.reporting_period import ReportingCalendar
-from streams.routing import Hold, RoutingRules, Subscription
-from streams.topic_snapshot import read_topic
+from streams.kafka.topic_reader import read_topic
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.eligibility import ProfileState, completed_activity
+from streams.rules.recipients import RecipientDirectory
+from streams.rules.reporting_period import ReportingCalendar
+from streams.rules.routing import Hold, RoutingRules, Subscription
 
 __all__ = ["RecordTrace", "UserTrace", "trace_user"]
 
@@ -114,9 +114,10 @@ async def trace_user(
     ]
     prefixes = {LEARNING_RECORDS: key, USER_PROFILES: key, PIPELINE_DEAD_LETTERS: key}
     prefixes[COURSE_RECIPIENTS] = course_key(site, "")
+    kafka, timeout = settings.kafka_connection(), settings.admin_kafka_timeout
     prefixes |= {outbox_topic(r): key for r in recipients}
     found = await asyncio.gather(
-        *(read_topic(settings, t, key_prefix=prefixes.get(t, b"")) for t in topics)
+        *(read_topic(kafka, t, timeout=timeout, key_prefix=prefixes.get(t, b"")) for t in topics)
     )
     by_topic = dict(zip(topics, found, strict=True))
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from schemas.topics import KEY_SEPARATOR
+from streams.kafka.connection import KafkaConnection
 
 __all__ = ["Settings", "SettingsError", "REPO_ROOT"]
 
@@ -83,7 +83,7 @@ class Settings:
     # --- Domain rules (streams/): the college registry and the reporting period.
     colleges_file: Path = setting(
         "LRX_COLLEGES_FILE",
-        REPO_ROOT / "streams" / "colleges.json",
+        REPO_ROOT / "streams" / "rules" / "colleges.json",
         "JSON registry of the colleges an OCI ID can name (code, name, country, province, "
         "enabled for CMaRS). A known college that is not enabled is the WS400 case.",
     )
@@ -99,7 +99,7 @@ class Settings:
         "IANA time zone of the reporting period's boundaries.",
     )
 
-    # --- Stream processing (streams/app.py, `lrx worker`): the Faust worker.
+    # --- Stream processing (streams/worker/app.py, `lrx worker`): the Faust worker.
     app_id: str = setting(
         "LRX_APP_ID",
         "lrx-pipeline",
@@ -305,7 +305,7 @@ class Settings:
         "LRX_EMULATOR_COLLEGES_FILE",
         "",
         "College registry whose enabled colleges the emulator supports (others: WS400). "
-        "Empty: streams/colleges.json.",
+        "Empty: streams/rules/colleges.json.",
     )
     emulator_roster: str = setting(
         "LRX_EMULATOR_ROSTER",
@@ -415,22 +415,21 @@ class Settings:
             return self.cmars_url, self.cmars_token
         return f"http://{self.emulator_host}:{self.emulator_port}", self.emulator_token
 
+    def kafka_connection(self) -> KafkaConnection:
+        return KafkaConnection(
+            bootstrap_servers=self.bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+        )
+
     def kafka_client_options(self) -> dict[str, Any]:
         """Keyword arguments shared by every aiokafka producer, consumer and admin client."""
-        options: dict[str, Any] = {
-            "bootstrap_servers": self.bootstrap_servers,
-            "security_protocol": self.kafka_security_protocol,
-        }
-        if "SSL" in self.kafka_security_protocol:
-            context = ssl.create_default_context(cafile=self.kafka_ssl_cafile or None)
-            if self.kafka_ssl_certfile:
-                context.load_cert_chain(self.kafka_ssl_certfile, self.kafka_ssl_keyfile or None)
-            options["ssl_context"] = context
-        if self.kafka_security_protocol.startswith("SASL"):
-            options["sasl_mechanism"] = self.kafka_sasl_mechanism
-            options["sasl_plain_username"] = self.kafka_sasl_username
-            options["sasl_plain_password"] = self.kafka_sasl_password
-        return options
+        return self.kafka_connection().client_options()
 
     @classmethod
     def documentation(cls) -> list[tuple[str, str, str]]:

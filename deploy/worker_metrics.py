@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from connectors.metrics import Metrics
-from streams.observer import Decision, PipelineObserver
+from streams.worker.observer import Decision, PipelineObserver
 
 __all__ = ["WorkerMetrics"]
 

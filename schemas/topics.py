@@ -36,11 +36,11 @@ COURSE_RECIPIENTS = "lrx.course-recipients"
 INELIGIBLE = "lrx.ineligible"
 PENDING = "lrx.pending"
 DELIVERY_RECEIPTS = "lrx.delivery-receipts"
-# Input the stream processor cannot read or handle (streams/app.py), with its exact bytes.
+# Input the stream processor cannot read or handle (streams/worker/app.py), with its exact bytes.
 PIPELINE_DEAD_LETTERS = "lrx.dlq.pipeline"
 # The stream processor writes its outputs (outbox, ineligible, pending) to the
 # partition of the input record's user, not by hash of their key, so that a worker
-# can read back the decisions of the partitions it owns (streams/decision_log.py).
+# can read back the decisions of the partitions it owns (streams/worker/decision_log.py).
 
 
 @dataclass(frozen=True)

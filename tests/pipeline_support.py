@@ -22,8 +22,8 @@ from aiokafka import AIOKafkaProducer
 from deploy.settings import REPO_ROOT, Settings
 from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
-from streams import topic_snapshot
-from streams.record_identity import record_id_of
+from streams.kafka import topic_reader as topic_snapshot
+from streams.rules.record_identity import record_id_of
 
 CODEC = Codec.default()
 SITE = "sunnybrook"
@@ -160,7 +160,7 @@ class Consumed:
 async def read_topic(settings: Settings, topic: str, decode: bool = True) -> list[Consumed]:
     """Every message of the topic up to its current end, decoded unless `decode` is False."""
     found: list[Consumed] = []
-    for m in await topic_snapshot.read_topic(settings, topic):
+    for m in await topic_snapshot.read_topic(settings.kafka_connection(), topic):
         value = None
         if m.value is not None:
             value = CODEC.decode_any(m.value)[1] if decode else {"raw": m.value}

@@ -23,16 +23,16 @@ from schemas.topics import (
     course_key,
     outbox_topic,
 )
-from streams.app import PipelineApp
-from streams.colleges import CollegeRegistry
-from streams.decision_log import DecisionLog, DecisionLogError, apply_output
-from streams.faust_codec import Decoded
-from streams.messages import MessageWriter
-from streams.oci_id import OciId
-from streams.pipeline import Pipeline
-from streams.recipients import RecipientDirectory
-from streams.reporting_period import ReportingCalendar
-from streams.routing import Reject, Route, RoutingRules, Subscription
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.oci_id import OciId
+from streams.rules.recipients import RecipientDirectory
+from streams.rules.reporting_period import ReportingCalendar
+from streams.rules.routing import Reject, Route, RoutingRules, Subscription
+from streams.worker.app import PipelineApp
+from streams.worker.decision_log import DecisionLog, DecisionLogError, apply_output
+from streams.worker.faust_codec import Decoded
+from streams.worker.messages import MessageWriter
+from streams.worker.pipeline import Pipeline
 from tests.pipeline_support import CODEC, SITE, learning_record, profile
 
 KEY = f"{SITE}/u1".encode()

@@ -36,10 +36,10 @@ from connectors.cmars.contract import (
     record_json,
     request_record,
 )
-from connectors.cmars.emulator import STATE, CmarsState, EmulatorConfig, create_app
 from connectors.cmars.errors import TransientFailure
 from connectors.cmars.retry import MIN_WAIT, RetryPolicy, parse_retry_after
 from connectors.cmars.schedule import Schedule, ScheduleError
+from connectors.doubles.cmars_emulator import STATE, CmarsState, EmulatorConfig, create_app
 from deploy.settings import Settings, SettingsError
 from schemas.examples import routed_record
 from schemas.vocabulary import SENT_SOURCES
@@ -140,7 +140,7 @@ def test_the_sink_request_fits_the_contract(contract: dict[str, Any]) -> None:
 
 
 def test_a_calendar_year_period_fits_the_contract(contract: dict[str, Any]) -> None:
-    # LRX_PERIOD_START=01-01 labels periods "2026" (streams/reporting_period.py).
+    # LRX_PERIOD_START=01-01 labels periods "2026" (streams/rules/reporting_period.py).
     period = validator(contract, "LearningRecord")
     for label in ("2026-27", "2026"):
         period.validate(request_record(routed_record(1, period=label)))

@@ -7,13 +7,13 @@ import json
 import pytest
 
 from deploy.settings import Settings
-from streams.colleges import (
+from streams.rules.colleges import (
     DEFAULT_COLLEGES_FILE,
     College,
     CollegeRegistry,
     CollegeRegistryError,
 )
-from streams.oci_id import parse_oci_id
+from streams.rules.oci_id import parse_oci_id
 
 CNO = {
     "code": "CA-ON-CNO",

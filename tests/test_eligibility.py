@@ -15,8 +15,8 @@ from schemas.vocabulary import (
     ReasonCode,
     Source,
 )
-from streams.colleges import CollegeRegistry
-from streams.eligibility import (
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.eligibility import (
     Awaiting,
     Eligible,
     Ineligible,
@@ -25,8 +25,8 @@ from streams.eligibility import (
     check,
     completed_activity,
 )
-from streams.oci_id import OciId, OciIdErrorCode
-from streams.reporting_period import FISCAL_YEAR
+from streams.rules.oci_id import OciId, OciIdErrorCode
+from streams.rules.reporting_period import FISCAL_YEAR
 
 COLLEGES = CollegeRegistry.load()
 NOW = datetime(2026, 10, 1, 12, tzinfo=UTC)

@@ -3,7 +3,7 @@
 Faust drops records fetched while its flow is stopped (rebalance, table
 recovery) and seeks back to the committed offsets to fetch them again;
 aiokafka's seek leaves a partition without a committed offset where it is, so
-those records were skipped (see streams/faust_transport.py).
+those records were skipped (see streams/worker/faust_transport.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.app import PipelineApp
-from streams.faust_transport import FaustApp, seek_to_committed_or_beginning
+from streams.worker.app import PipelineApp
+from streams.worker.faust_transport import FaustApp, seek_to_committed_or_beginning
 from tests.kafka_support import create_topic
 
 pytestmark = pytest.mark.kafka
@@ -80,4 +80,6 @@ async def test_partitions_positioned_elsewhere_are_left_alone(settings, unique_n
 def test_the_worker_runs_on_the_fixed_consumer(settings, tmp_path):
     app = PipelineApp(settings.replace(run_dir=tmp_path)).app
     assert isinstance(app, FaustApp)
-    assert app.transport.Consumer._new_consumer_thread.__module__ == "streams.faust_transport"
+    assert (
+        app.transport.Consumer._new_consumer_thread.__module__ == "streams.worker.faust_transport"
+    )

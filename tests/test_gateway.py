@@ -14,7 +14,7 @@ from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
 from schemas.codec import Codec
 from schemas.topics import LEARNING_RECORDS, USER_PROFILES
-from streams.topic_snapshot import read_topic
+from streams.kafka.topic_reader import read_topic
 from tests.test_lms_mapping import course_completed, module_completion, statement
 
 pytestmark = pytest.mark.kafka
@@ -47,7 +47,9 @@ async def client(kafka) -> AsyncIterator[TestClient]:
 async def read_all(settings: Settings, topic: str, message: str) -> list[dict]:
     """Every message now in the topic, decoded."""
     codec = Codec.default()
-    return [codec.decode(message, m.value) for m in await read_topic(settings, topic)]
+    return [
+        codec.decode(message, m.value) for m in await read_topic(settings.kafka_connection(), topic)
+    ]
 
 
 async def test_moodle_events_and_statements_are_stored_before_202(client, kafka):

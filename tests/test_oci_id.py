@@ -10,8 +10,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from deploy.cli import main
-from streams.colleges import CollegeRegistry
-from streams.oci_id import (
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.oci_id import (
     LICENCE_MAX_DIGITS,
     OciId,
     OciIdError,

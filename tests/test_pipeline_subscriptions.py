@@ -9,13 +9,13 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-import streams.subscriptions as subscriptions
-import streams.topic_snapshot as topic_snapshot
+import streams.kafka.topic_reader as topic_snapshot
+import streams.worker.subscriptions as subscriptions
 from deploy.settings import Settings
 from schemas.topics import COURSE_RECIPIENTS, course_key
-from streams.observer import PipelineObserver
-from streams.recipients import RecipientDirectory
-from streams.routing import Subscription
+from streams.rules.recipients import RecipientDirectory
+from streams.rules.routing import Subscription
+from streams.worker.observer import PipelineObserver
 from tests.pipeline_support import CODEC, SITE, course_recipients
 
 C1 = course_key(SITE, "c1")

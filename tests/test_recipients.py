@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deploy.settings import Settings
-from streams.recipients import RecipientDirectory, RecipientError, UnknownRecipientError
+from streams.rules.recipients import RecipientDirectory, RecipientError, UnknownRecipientError
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
 from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS
-from streams.recipients import RecipientDirectory
+from streams.rules.recipients import RecipientDirectory
 
 AT = datetime(2026, 5, 1, tzinfo=UTC)
 DIRECTORY = RecipientDirectory(["cmars", "acme"], {"tahsn": "cmars"})

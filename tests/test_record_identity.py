@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.record_identity import RECORD_NAMESPACE, completion_kind, record_id, record_id_of
+from streams.rules.record_identity import RECORD_NAMESPACE, completion_kind, record_id, record_id_of
 from tests.test_eligibility import COMPLETED, learning_record
 
 MOODLE_ORIGIN = {

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deploy.settings import Settings
-from streams.reporting_period import (
+from streams.rules.reporting_period import (
     FISCAL_YEAR,
     ReportingCalendar,
     ReportingPeriodError,

@@ -26,9 +26,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from connectors.cmars.emulator import CmarsState, EmulatorConfig, Faults
 from connectors.cmars.schedule import Schedule
 from connectors.cmars.sink import CmarsSink, sink_group
+from connectors.doubles.cmars_emulator import CmarsState, EmulatorConfig, Faults
 from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue, settings_catalogue

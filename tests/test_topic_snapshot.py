@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
-from streams.topic_snapshot import read_to_end
+from streams.kafka.topic_reader import read_to_end
 
 A, B, C = (TopicPartition("t", p) for p in range(3))
 

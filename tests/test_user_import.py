@@ -15,7 +15,7 @@ from connectors.lms.user_import import (
     UserImport,
     read_upload_file,
 )
-from streams.colleges import CollegeRegistry
+from streams.rules.colleges import CollegeRegistry
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 COLLEGES = CollegeRegistry.load()

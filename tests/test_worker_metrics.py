@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from deploy.worker_metrics import WorkerMetrics
-from streams.observer import Decision
+from streams.worker.observer import Decision
 
 
 def test_decisions_pending_and_batches_are_exposed():

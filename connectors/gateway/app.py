@@ -35,7 +35,7 @@ from connectors.lms.publisher import LmsPublisher
 from connectors.metrics import Metrics
 from deploy.settings import Settings
 from schemas.codec import Codec
-from streams.topic_snapshot import KafkaUnavailable
+from streams.kafka.errors import KafkaUnavailable
 
 __all__ = ["create_app", "PUBLISHER", "SETTINGS"]
 

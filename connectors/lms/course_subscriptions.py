@@ -23,8 +23,8 @@ from typing import Any
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS, course_key, key_part_problem
-from streams.recipients import RecipientDirectory, UnknownRecipientError
-from streams.topic_snapshot import read_compacted_topic
+from streams.kafka.topic_reader import read_compacted_topic
+from streams.rules.recipients import RecipientDirectory, UnknownRecipientError
 
 from .problems import InvalidInput, Problem
 from .publisher import LmsPublisher
@@ -194,7 +194,12 @@ async def read_course_recipients(
     the worker, which reads the same topic, reports it too.
     """
     prefix = course_key(site, "") if site is not None else b""
-    latest = await read_compacted_topic(settings, COURSE_RECIPIENTS, key_prefix=prefix)
+    latest = await read_compacted_topic(
+        settings.kafka_connection(),
+        COURSE_RECIPIENTS,
+        timeout=settings.admin_kafka_timeout,
+        key_prefix=prefix,
+    )
     courses: dict[tuple[str, str], CourseRecipients] = {}
     for key, found in latest.items():
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from connectors.lms.problems import FieldReader
 from schemas.vocabulary import ACTIVITY_SOURCES, CompletionState, Source
-from streams.record_identity import record_id_of
+from streams.rules.record_identity import record_id_of
 
 __all__ = ["learning_record_from_json", "user_profile_from_json"]
 

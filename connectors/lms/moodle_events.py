@@ -22,7 +22,7 @@ from typing import Any
 
 from connectors.lms.problems import FieldReader
 from schemas.vocabulary import CompletionState, Source
-from streams.record_identity import record_id_of
+from streams.rules.record_identity import record_id_of
 
 __all__ = ["COURSE_COMPLETED", "MODULE_COMPLETION_UPDATED", "learning_record_from_event"]
 

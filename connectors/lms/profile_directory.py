@@ -14,9 +14,9 @@ from typing import Any
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import USER_PROFILES
-from streams.colleges import CollegeRegistry
-from streams.oci_id import OciIdError, parse_oci_id
-from streams.topic_snapshot import read_compacted_topic
+from streams.kafka.topic_reader import read_compacted_topic
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.oci_id import OciIdError, parse_oci_id
 
 __all__ = ["ProfileDirectory", "read_profile_directory", "username_key"]
 
@@ -86,7 +86,12 @@ async def read_profile_directory(
     and offset: it is the producer's error, and it names no user we could match.
     """
     prefix = f"{site}/".encode() if site is not None else b""
-    latest = await read_compacted_topic(settings, USER_PROFILES, key_prefix=prefix)
+    latest = await read_compacted_topic(
+        settings.kafka_connection(),
+        USER_PROFILES,
+        timeout=settings.admin_kafka_timeout,
+        key_prefix=prefix,
+    )
     profiles: list[dict[str, Any]] = []
     for key, found in latest.items():
         try:

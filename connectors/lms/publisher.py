@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
-from streams.topic_snapshot import KafkaUnavailable
+from streams.kafka.errors import KafkaUnavailable
 
 __all__ = ["LmsPublisher"]
 

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from streams.colleges import CollegeRegistry
-from streams.oci_id import OciIdError, parse_oci_id
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.oci_id import OciIdError, parse_oci_id
 
 from .profile_directory import ProfileDirectory, username_key
 

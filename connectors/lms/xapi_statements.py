@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from connectors.lms.problems import FieldReader, at
 from schemas.vocabulary import CompletionState, Source
-from streams.record_identity import record_id_of
+from streams.rules.record_identity import record_id_of
 
 __all__ = ["COMPLETED", "VOIDED", "learning_record_from_statement"]
 

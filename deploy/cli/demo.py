@@ -10,8 +10,8 @@ import click
 
 from deploy.demo import account_for, plan_traffic, send_traffic, tally
 from deploy.settings import Settings
-from streams.colleges import CollegeRegistry
-from streams.reporting_period import ReportingCalendar
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.reporting_period import ReportingCalendar
 
 
 @click.command("demo")

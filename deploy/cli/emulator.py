@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from aiohttp import web
 
-from connectors.cmars.emulator import EmulatorConfig, create_app
+from connectors.doubles.cmars_emulator import EmulatorConfig, create_app
 from deploy.settings import Settings
-from streams.colleges import CollegeRegistryError
+from streams.rules.colleges import CollegeRegistryError
 
 
 @click.group("emulator")

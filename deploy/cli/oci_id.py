@@ -7,8 +7,8 @@ import json
 import click
 
 from deploy.settings import Settings
-from streams.colleges import CollegeRegistry, CollegeRegistryError
-from streams.oci_id import OciIdError, display_form, parse_oci_id
+from streams.rules.colleges import CollegeRegistry, CollegeRegistryError
+from streams.rules.oci_id import OciIdError, display_form, parse_oci_id
 
 
 @click.group("oci-id")

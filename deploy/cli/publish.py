@@ -13,7 +13,7 @@ from connectors.lms.formats import FORMATS, LmsContext, map_item
 from connectors.lms.problems import InvalidInput, Problem
 from connectors.lms.publisher import LmsPublisher
 from deploy.settings import Settings
-from streams.topic_snapshot import KafkaUnavailable
+from streams.kafka.errors import KafkaUnavailable
 
 CHUNK = 2000
 

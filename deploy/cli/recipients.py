@@ -23,8 +23,8 @@ from connectors.lms.course_subscriptions import (
 from connectors.lms.problems import InvalidInput
 from deploy.settings import Settings
 from schemas.codec import Codec
-from streams.recipients import RecipientDirectory, RecipientError
-from streams.topic_snapshot import KafkaUnavailable, TopicMissing
+from streams.kafka.errors import KafkaUnavailable, TopicMissing
+from streams.rules.recipients import RecipientDirectory, RecipientError
 
 
 @click.group("recipients")

@@ -23,8 +23,8 @@ from connectors.lms.user_import import (
 )
 from deploy.settings import Settings
 from schemas.codec import Codec
-from streams.colleges import CollegeRegistry, CollegeRegistryError
-from streams.topic_snapshot import KafkaUnavailable, TopicMissing
+from streams.kafka.errors import KafkaUnavailable, TopicMissing
+from streams.rules.colleges import CollegeRegistry, CollegeRegistryError
 
 # Profiles per acknowledged write: large enough to keep the producer's batches full,
 # small enough that the progress bar moves and one wait stays within the timeout.

@@ -1,4 +1,4 @@
-"""`lrx worker`: run the stream processing worker (the Faust app in streams/app.py)."""
+"""`lrx worker`: run the stream processing worker (the Faust app in streams/worker/app.py)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def command(settings: Settings, loglevel: str) -> None:
         )
     import faust  # imported here: faust is slow to import and only the worker needs it
 
-    from streams.app import create_app
+    from streams.worker.app import create_app
 
     logging.getLogger().setLevel(loglevel.upper())
     observer = WorkerMetrics()

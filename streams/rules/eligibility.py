@@ -39,9 +39,9 @@ from schemas.vocabulary import (
     ReasonCode,
     Source,
 )
-from streams.colleges import CollegeRegistry
-from streams.oci_id import OciId, OciIdError, OciIdErrorCode, parse_oci_id
-from streams.reporting_period import ReportingPeriod
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.oci_id import OciId, OciIdError, OciIdErrorCode, parse_oci_id
+from streams.rules.reporting_period import ReportingPeriod
 
 __all__ = [
     "Awaiting",

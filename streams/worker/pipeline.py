@@ -2,12 +2,12 @@
 
 It holds the per-partition decision logs, updates the users and activity
 completions tables, and writes every outcome through `Outputs`, so it runs the
-same under the Faust agent (streams/app.py) and in unit tests with fakes.
+same under the Faust agent (streams/worker/app.py) and in unit tests with fakes.
 
 Order of writes is what keeps a crash harmless: a pending record's tombstone is
 written only after its outbox or ineligible entry has been acknowledged, so a
 worker killed in between holds the record again after restart and the decision
-log (streams/decision_log.py) keeps the second write from duplicating the first.
+log (streams/worker/decision_log.py) keeps the second write from duplicating the first.
 
 Inside `batch()` the pipeline decides many events before waiting for Kafka once:
 the decisions update the in-memory logs at once, so later events of the batch
@@ -29,11 +29,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from schemas.topics import INELIGIBLE, PENDING, course_key, outbox_topic
-from streams.decision_log import DecisionLog
-from streams.eligibility import ProfileState, completed_activity
-from streams.messages import MessageWriter
-from streams.observer import Decision, PipelineObserver
-from streams.routing import (
+from streams.rules.eligibility import ProfileState, completed_activity
+from streams.rules.routing import (
     Hold,
     Outcome,
     Reject,
@@ -43,6 +40,9 @@ from streams.routing import (
     profile_from_table,
     profile_to_table,
 )
+from streams.worker.decision_log import DecisionLog
+from streams.worker.messages import MessageWriter
+from streams.worker.observer import Decision, PipelineObserver
 
 __all__ = ["Outputs", "Pipeline", "Clock", "DecisionLogReader"]
 

@@ -19,10 +19,10 @@ from aiokafka import TopicPartition
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS
-from streams.observer import PipelineObserver
-from streams.recipients import RecipientDirectory
-from streams.routing import Subscription
-from streams.topic_snapshot import partitions_of, read_to_end, reading_consumer
+from streams.kafka.topic_reader import partitions_of, read_to_end, reading_consumer
+from streams.rules.recipients import RecipientDirectory
+from streams.rules.routing import Subscription
+from streams.worker.observer import PipelineObserver
 
 __all__ = ["SubscriptionReader"]
 
@@ -87,10 +87,10 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
                 "(LRX_PIPELINE_READ_TIMEOUT)"
             )
 
-        consumer = reading_consumer(self.settings, timeout)
+        consumer = reading_consumer(self.settings.kafka_connection(), timeout)
         await consumer.start()
         try:
-            partitions = await partitions_of(self.settings, COURSE_RECIPIENTS)
+            partitions = await partitions_of(self.settings.kafka_connection(), COURSE_RECIPIENTS)
             tps = [TopicPartition(COURSE_RECIPIENTS, p) for p in partitions]
             courses: dict[bytes, Subscription] = {}
             # Changes written since the read began count too: reading goes on after them.

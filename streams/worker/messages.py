@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.codec import Codec
-from streams.routing import Reject, Route
+from streams.rules.routing import Reject, Route
 
 __all__ = ["MessageWriter", "RECORD_ID_HEADER", "REASON_HEADER", "RECIPIENT_HEADER"]
 

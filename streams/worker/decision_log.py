@@ -27,9 +27,9 @@ from aiokafka import TopicPartition
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import INELIGIBLE, PENDING, outbox_topic, user_key
-from streams.messages import REASON_HEADER, RECIPIENT_HEADER, RECORD_ID_HEADER
-from streams.observer import PipelineObserver
-from streams.topic_snapshot import read_to_end, reading_consumer
+from streams.kafka.topic_reader import read_to_end, reading_consumer
+from streams.worker.messages import REASON_HEADER, RECIPIENT_HEADER, RECORD_ID_HEADER
+from streams.worker.observer import PipelineObserver
 
 __all__ = ["DecisionLog", "DecisionLogError", "PendingRecord", "apply_output", "read_decision_log"]
 
@@ -93,7 +93,9 @@ async def read_decision_log(
     observer = observer or PipelineObserver()
     topics = [outbox_topic(r) for r in settings.recipients] + [INELIGIBLE, PENDING]
     timeout = settings.pipeline_read_timeout
-    consumer = reading_consumer(settings, timeout, isolation_level="read_committed")
+    consumer = reading_consumer(
+        settings.kafka_connection(), timeout, isolation_level="read_committed"
+    )
 
     def stalled(remaining: list[TopicPartition]) -> DecisionLogError:
         return DecisionLogError(

@@ -3,7 +3,7 @@
 The admin commands (`lrx users import`, `lrx recipients`) need the current state
 of a small keyed topic before they change it; `lrx demo`, `lrx trace` and the
 tests need every outcome written so far. The worker reads its decision log
-(streams/decision_log.py) and the course subscriptions (streams/subscriptions.py)
+(streams/worker/decision_log.py) and the course subscriptions (streams/worker/subscriptions.py)
 the same way with consumers of its own, through `read_to_end`. A consumer without
 a group reads every partition from its start up to the end offset it found when
 it began, so the read always finishes.
@@ -21,7 +21,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError, for_code
 
-from deploy.settings import Settings
+from streams.kafka.connection import KafkaConnection
+from streams.kafka.errors import KafkaStalled, KafkaUnavailable, TopicMissing
 
 __all__ = [
     "KafkaUnavailable",
@@ -38,21 +39,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class KafkaUnavailable(RuntimeError):
-    """Kafka did not answer in time: a write it did not acknowledge, or a read that failed.
-
-    After a failed write nothing may be reported as stored.
-    """
-
-
-class TopicMissing(KafkaUnavailable):
-    """The topic does not exist on the cluster: it is not ready for lrx (`lrx topics create`)."""
-
-
-class KafkaStalled(KafkaUnavailable):
-    """Reading made no progress for LRX_ADMIN_KAFKA_TIMEOUT seconds."""
-
-
 @dataclass(frozen=True)
 class LatestValue:
     """The newest value of one key, with where it was read (for error messages)."""
@@ -63,7 +49,7 @@ class LatestValue:
 
 
 async def read_compacted_topic(
-    settings: Settings, topic: str, *, key_prefix: bytes = b""
+    kafka: KafkaConnection, topic: str, *, timeout: float = 30.0, key_prefix: bytes = b""
 ) -> dict[bytes, LatestValue]:
     """Key -> latest value of `topic`, tombstoned keys left out.
 
@@ -72,7 +58,7 @@ async def read_compacted_topic(
     KafkaUnavailable (KafkaStalled when reading stops making progress).
     """
     latest: dict[bytes, LatestValue] = {}
-    for message in await read_topic(settings, topic, key_prefix=key_prefix):
+    for message in await read_topic(kafka, topic, timeout=timeout, key_prefix=key_prefix):
         key = message.key or b""
         if message.value is None:
             latest.pop(key, None)
@@ -83,10 +69,13 @@ async def read_compacted_topic(
 
 
 async def read_topic(
-    settings: Settings, topic: str, *, key_prefix: bytes = b""
+    kafka: KafkaConnection, topic: str, *, timeout: float = 30.0, key_prefix: bytes = b""
 ) -> list[ConsumerRecord]:
-    """Every message of `topic` up to its end offsets as of the call, partition by partition."""
-    timeout = settings.admin_kafka_timeout
+    """Every message of `topic` up to its end offsets as of the call, partition by partition.
+
+    KafkaStalled when reading makes no progress for `timeout` seconds (the caller's
+    setting, usually LRX_ADMIN_KAFKA_TIMEOUT).
+    """
 
     def stalled(remaining: list[TopicPartition]) -> KafkaStalled:
         return KafkaStalled(
@@ -96,8 +85,8 @@ async def read_topic(
         )
 
     try:
-        partitions = await partitions_of(settings, topic)
-        consumer = reading_consumer(settings, timeout)
+        partitions = await partitions_of(kafka, topic)
+        consumer = reading_consumer(kafka, timeout)
         await consumer.start()
         try:
             tps = [TopicPartition(topic, p) for p in partitions]
@@ -110,18 +99,18 @@ async def read_topic(
             await consumer.stop()
     except KafkaError as error:
         raise KafkaUnavailable(
-            f"reading {topic} from {settings.bootstrap_servers} failed: {error!r}"
+            f"reading {topic} from {kafka.bootstrap_servers} failed: {error!r}"
         ) from error
 
 
-def reading_consumer(settings: Settings, timeout: float, **options: Any) -> AIOKafkaConsumer:
+def reading_consumer(kafka: KafkaConnection, timeout: float, **options: Any) -> AIOKafkaConsumer:
     """A consumer for read_to_end: in no group, from the earliest offset, committing nothing.
 
     Its requests may take `timeout` seconds and some, so that a slow broker stalls
     the read (read_to_end says so) rather than failing a single request.
     """
     return AIOKafkaConsumer(
-        **settings.kafka_client_options(),
+        **kafka.client_options(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         request_timeout_ms=int(timeout * 1000) + 5000,
@@ -129,11 +118,11 @@ def reading_consumer(settings: Settings, timeout: float, **options: Any) -> AIOK
     )
 
 
-async def partitions_of(settings: Settings, topic: str) -> list[int]:
+async def partitions_of(kafka: KafkaConnection, topic: str) -> list[int]:
     """The partition numbers of an existing topic; TopicMissing if there is no such topic."""
     # A consumer only knows the partitions of topics it subscribed to; the admin
     # client asks for one topic's metadata.
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         (found,) = await admin.describe_topics([topic])
@@ -141,7 +130,7 @@ async def partitions_of(settings: Settings, topic: str) -> list[int]:
         await admin.close()
     if found["error_code"] == UnknownTopicOrPartitionError.errno:
         raise TopicMissing(
-            f"topic {topic} does not exist on {settings.bootstrap_servers}; "
+            f"topic {topic} does not exist on {kafka.bootstrap_servers}; "
             "create the topics with `lrx topics create`"
         )
     if found["error_code"]:

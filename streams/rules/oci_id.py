@@ -24,7 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streams.colleges import College, CollegeRegistry
+from streams.rules.colleges import College, CollegeRegistry
 
 __all__ = [
     "OciId",

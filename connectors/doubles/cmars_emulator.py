@@ -36,7 +36,7 @@ from connectors.cmars.contract import (
 from connectors.cmars.schedule import Schedule
 from deploy.settings import Settings
 from schemas.vocabulary import SENT_SOURCES
-from streams.colleges import DEFAULT_COLLEGES_FILE, CollegeRegistry
+from streams.rules.colleges import DEFAULT_COLLEGES_FILE, CollegeRegistry
 
 __all__ = ["EmulatorConfig", "Faults", "CmarsState", "create_app", "STATE"]
 

@@ -8,7 +8,7 @@ course's subscription, the user's activity completions) into outcomes:
   required activity), until its reporting period closes;
 - `Reject` with a reason code otherwise.
 
-No Kafka here: streams/pipeline.py applies the outcomes.
+No Kafka here: streams/worker/pipeline.py applies the outcomes.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.vocabulary import ReasonCode
-from streams.colleges import CollegeRegistry
-from streams.eligibility import Eligible, Ineligible, ProfileState, awaits, check
-from streams.oci_id import OciId, OciIdErrorCode
-from streams.recipients import RecipientDirectory, RecipientError
-from streams.reporting_period import ReportingCalendar, ReportingPeriod
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.eligibility import Eligible, Ineligible, ProfileState, awaits, check
+from streams.rules.oci_id import OciId, OciIdErrorCode
+from streams.rules.recipients import RecipientDirectory, RecipientError
+from streams.rules.reporting_period import ReportingCalendar, ReportingPeriod
 
 __all__ = [
     "Route",

@@ -1,7 +1,7 @@
 """The college registry: which colleges an OCI ID can name, and which CMaRS accepts.
 
 The registry is configuration, not code ("Other Colleges can be supported upon
-request"): a JSON file, by default `streams/colleges.json`, overridable with
+request"): a JSON file, by default `streams/rules/colleges.json`, overridable with
 LRX_COLLEGES_FILE. Each college has a code (`CA-ON-CPSO`: country, province,
 acronym), a full name (the display form of an OCI ID uses it), and whether it is
 enabled for CMaRS.

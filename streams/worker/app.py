@@ -22,7 +22,7 @@ dead-lettered to lrx.dlq.pipeline, and the partition moves on.
 `concurrency=1` and at-least-once processing: faust-streaming can commit past an
 in-flight event with more (faust #606), and its exactly_once mode has open
 duplicate and crash reports (#517, #177, #323, #440). Duplicates after a crash
-are instead prevented by the decision log (streams/decision_log.py).
+are instead prevented by the decision log (streams/worker/decision_log.py).
 """
 
 from __future__ import annotations
@@ -41,24 +41,24 @@ from faust.streams import _current_event
 from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import LEARNING_RECORDS, PIPELINE_DEAD_LETTERS, USER_PROFILES, user_key
-from streams.colleges import CollegeRegistry
-from streams.decision_log import read_decision_log
-from streams.faust_codec import CODEC_NAME, Decoded, register_codec
-from streams.faust_transport import FaustApp
-from streams.messages import MessageWriter
-from streams.observer import Decision, PipelineObserver
-from streams.pipeline import Clock, Pipeline
-from streams.recipients import RecipientDirectory
-from streams.record_identity import record_id_of
-from streams.reporting_period import ReportingCalendar
-from streams.routing import RoutingRules
-from streams.subscriptions import SubscriptionReader
+from streams.rules.colleges import CollegeRegistry
+from streams.rules.recipients import RecipientDirectory
+from streams.rules.record_identity import record_id_of
+from streams.rules.reporting_period import ReportingCalendar
+from streams.rules.routing import RoutingRules
+from streams.worker.decision_log import read_decision_log
+from streams.worker.faust_codec import CODEC_NAME, Decoded, register_codec
+from streams.worker.faust_transport import FaustApp
+from streams.worker.messages import MessageWriter
+from streams.worker.observer import Decision, PipelineObserver
+from streams.worker.pipeline import Clock, Pipeline
+from streams.worker.subscriptions import SubscriptionReader
 
 __all__ = ["create_app", "clock_from_settings", "PipelineApp"]
 
 log = logging.getLogger(__name__)
 
-STAGE = "streams.pipeline"
+STAGE = "streams.worker.pipeline"
 
 # Errors raised by an event's content; anything else is about the infrastructure.
 DATA_ERRORS = (CodecError, KeyError, ValueError, TypeError)

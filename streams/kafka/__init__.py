@@ -1,0 +1,1 @@
+"""Kafka connections, topic reading and the Kafka errors: shared by worker and connectors."""

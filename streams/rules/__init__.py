@@ -1,0 +1,1 @@
+"""The domain rules as pure functions: no Faust, no Kafka, no HTTP."""

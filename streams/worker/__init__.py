@@ -1,0 +1,1 @@
+"""The Faust worker that applies the rules to the topics."""
