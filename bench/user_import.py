@@ -25,12 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from connectors.lms.profile_directory import read_profile_directory
-from connectors.lms.publisher import LmsPublisher
 from connectors.lms.user_import import UserImport, read_upload_file
 from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.cli.users import PUBLISH_CHUNK
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue
+from deploy.wiring import admin_publisher
 from schemas.codec import Codec
 from streams.rules.colleges import CollegeRegistry
 
@@ -53,7 +53,7 @@ def profiles(site: str, rows: int) -> list[dict]:
 
 
 async def publish(settings: Settings, codec: Codec, values: list[dict]) -> None:
-    async with LmsPublisher(settings, codec) as publisher:
+    async with admin_publisher(settings, codec) as publisher:
         for start in range(0, len(values), PUBLISH_CHUNK):
             await publisher.publish_profiles(values[start : start + PUBLISH_CHUNK])
 
@@ -71,7 +71,9 @@ async def run_phases(settings: Settings, rows: int, site: str, upload: Path) -> 
     report("seed profiles (the LMS publishing users)", rows, time.perf_counter() - started)
 
     started = time.perf_counter()
-    directory = await read_profile_directory(settings, codec, colleges, site)
+    directory = await read_profile_directory(
+        settings.kafka_connection(), settings.admin_kafka_timeout, codec, colleges, site
+    )
     report("read lms.user-profiles whole", directory.count, time.perf_counter() - started)
 
     started = time.perf_counter()

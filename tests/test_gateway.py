@@ -12,6 +12,7 @@ from connectors.gateway.app import create_app
 from deploy.broker import EmbeddedBroker
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
+from deploy.wiring import gateway_config
 from schemas.codec import Codec
 from schemas.topics import LEARNING_RECORDS, USER_PROFILES
 from streams.kafka.topic_reader import read_topic
@@ -40,7 +41,7 @@ async def kafka(fresh_broker) -> Settings:
 
 @pytest.fixture
 async def client(kafka) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(create_app(kafka))) as client:
+    async with TestClient(TestServer(create_app(gateway_config(kafka)))) as client:
         yield client
 
 

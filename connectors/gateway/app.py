@@ -11,17 +11,14 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
-from connectors.lms.course_subscriptions import (
-    change_course_recipients,
-    course_recipients,
-    recipient_directory,
-)
+from connectors.lms.course_subscriptions import change_course_recipients, course_recipients
 from connectors.lms.formats import LmsContext, map_batch
 from connectors.lms.learning_record_json import user_profile_from_json
 from connectors.lms.problems import (
@@ -33,16 +30,32 @@ from connectors.lms.problems import (
 )
 from connectors.lms.publisher import LmsPublisher
 from connectors.metrics import Metrics
-from deploy.settings import Settings
 from schemas.codec import Codec
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.errors import KafkaUnavailable
+from streams.rules.recipients import RecipientDirectory
 
-__all__ = ["create_app", "PUBLISHER", "SETTINGS"]
+__all__ = ["create_app", "GatewayConfig", "PUBLISHER", "CONFIG"]
 
 log = logging.getLogger(__name__)
 
 OPENAPI = Path(__file__).with_name("openapi.yaml")
-SETTINGS = web.AppKey("settings", Settings)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """What the gateway needs, parsed once when the process starts."""
+
+    kafka: KafkaConnection
+    site_of_token: Mapping[str, str]  # bearer token -> site
+    site_urls: Mapping[str, str]  # site -> its Moodle wwwroot, for xAPI actors
+    recipients: RecipientDirectory
+    max_body: int
+    ingest_timeout: float  # a write's wait for Kafka before 503
+    admin_timeout: float  # reading a course's current recipients
+
+
+CONFIG = web.AppKey("config", GatewayConfig)
 PUBLISHER = web.AppKey("publisher", LmsPublisher)
 METRICS = web.AppKey("metrics", "GatewayMetrics")
 CODEC = web.AppKey("codec", Codec)
@@ -71,12 +84,12 @@ class GatewayMetrics:
         )
 
 
-def create_app(settings: Settings, publisher: LmsPublisher | None = None) -> web.Application:
+def create_app(config: GatewayConfig, publisher: LmsPublisher | None = None) -> web.Application:
     """The gateway app. Pass a started publisher to share one; else the app owns its own."""
     app = web.Application(
-        client_max_size=settings.gateway_max_body, middlewares=[error_middleware, auth_middleware]
+        client_max_size=config.max_body, middlewares=[error_middleware, auth_middleware]
     )
-    app[SETTINGS] = settings
+    app[CONFIG] = config
     app[METRICS] = GatewayMetrics()
     app[CODEC] = Codec.default()
     if publisher is not None:
@@ -96,7 +109,8 @@ def create_app(settings: Settings, publisher: LmsPublisher | None = None) -> web
 
 
 async def _publisher_context(app: web.Application) -> AsyncIterator[None]:
-    async with LmsPublisher(app[SETTINGS]) as publisher:
+    config = app[CONFIG]
+    async with LmsPublisher(config.kafka, timeout=config.ingest_timeout) as publisher:
         app[PUBLISHER] = publisher
         yield
 
@@ -106,7 +120,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.path in OPEN_PATHS:
         return await handler(request)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    site = request.app[SETTINGS].site_of_token().get(token.strip())
+    site = request.app[CONFIG].site_of_token.get(token.strip())
     if scheme.lower() != "bearer" or site is None:
         raise web.HTTPUnauthorized(
             text=json.dumps({"error": "a valid bearer token is required"}),
@@ -160,8 +174,7 @@ async def read_json(request: web.Request) -> object:
 
 def _completions(fmt: str) -> Handler:
     async def post_completions(request: web.Request) -> web.Response:
-        settings = request.app[SETTINGS]
-        context = LmsContext(request[SITE], settings.site_url_map())
+        context = LmsContext(request[SITE], request.app[CONFIG].site_urls)
         batch = map_batch(fmt, await read_json(request), context, datetime.now(UTC))
         await request.app[PUBLISHER].publish_records(batch.records)
         metrics = request.app[METRICS]
@@ -201,7 +214,7 @@ async def post_users(request: web.Request) -> web.Response:
 
 async def put_course_recipients(request: web.Request) -> web.Response:
     """Replace a course's recipients and required activities (its LRX page in Moodle)."""
-    settings = request.app[SETTINGS]
+    config = request.app[CONFIG]
     reader = FieldReader(await read_json(request))
     recipients = _text_list(reader, "recipients")
     activities = _text_list(reader, "required_activities", required=False)
@@ -213,11 +226,12 @@ async def put_course_recipients(request: web.Request) -> web.Response:
         recipients,
         activities,
         changed_by,
-        recipient_directory(settings),
+        config.recipients,
         datetime.now(UTC),
     )
     change = await change_course_recipients(
-        settings,
+        config.kafka,
+        config.admin_timeout,
         request.app[CODEC],
         request[SITE],
         value["course_id"],

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS, course_key, key_part_problem
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.topic_reader import read_compacted_topic
 from streams.rules.recipients import RecipientDirectory, UnknownRecipientError
 
@@ -36,7 +36,6 @@ __all__ = [
     "with_recipient",
     "without_recipient",
     "same_subscription",
-    "recipient_directory",
     "read_course_recipients",
     "publish_course_recipients",
     "change_course_recipients",
@@ -59,10 +58,6 @@ class SubscriptionChange:
     @property
     def changed(self) -> bool:
         return self.before is None or not same_subscription(self.before, self.after)
-
-
-def recipient_directory(settings: Settings) -> RecipientDirectory:
-    return RecipientDirectory.from_settings(settings.recipients, settings.recipient_aliases)
 
 
 def course_recipients(
@@ -186,7 +181,7 @@ def same_subscription(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 async def read_course_recipients(
-    settings: Settings, codec: Codec, site: str | None = None
+    kafka: KafkaConnection, timeout: float, codec: Codec, site: str | None = None
 ) -> dict[tuple[str, str], CourseRecipients]:
     """(site, course id) -> current value, read from lrx.course-recipients whole.
 
@@ -195,9 +190,9 @@ async def read_course_recipients(
     """
     prefix = course_key(site, "") if site is not None else b""
     latest = await read_compacted_topic(
-        settings.kafka_connection(),
+        kafka,
         COURSE_RECIPIENTS,
-        timeout=settings.admin_kafka_timeout,
+        timeout=timeout,
         key_prefix=prefix,
     )
     courses: dict[tuple[str, str], CourseRecipients] = {}
@@ -219,10 +214,10 @@ async def read_course_recipients(
 
 
 async def publish_course_recipients(
-    settings: Settings, codec: Codec, value: Mapping[str, Any]
+    kafka: KafkaConnection, timeout: float, codec: Codec, value: Mapping[str, Any]
 ) -> None:
     """Write one course's value, returning once Kafka acknowledged it (acks=all)."""
-    async with LmsPublisher(settings, codec) as publisher:
+    async with LmsPublisher(kafka, timeout=timeout, codec=codec) as publisher:
         await publisher.publish_course_recipients(value)
     log.info(
         "course %s/%s now subscribes %s",
@@ -233,7 +228,8 @@ async def publish_course_recipients(
 
 
 async def change_course_recipients(
-    settings: Settings,
+    kafka: KafkaConnection,
+    timeout: float,
     codec: Codec,
     site: str,
     course_id: str,
@@ -248,14 +244,14 @@ async def change_course_recipients(
     before, or on a dry run. Two changes to one course at the same instant can
     race (the last write wins); admins change subscriptions rarely, so no lock.
     """
-    courses = await read_course_recipients(settings, codec, site)
+    courses = await read_course_recipients(kafka, timeout, codec, site)
     before = courses.get((site, course_id))
     after = change(before)
     update = SubscriptionChange(before, after, published=False)
     if dry_run or not update.changed:
         return update
     if publish is None:
-        await publish_course_recipients(settings, codec, after)
+        await publish_course_recipients(kafka, timeout, codec, after)
     else:
         await publish(after)  # a long-running process's own producer (the gateway's)
     return SubscriptionChange(before, after, published=True)

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import USER_PROFILES
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.topic_reader import read_compacted_topic
 from streams.rules.colleges import CollegeRegistry
 from streams.rules.oci_id import OciIdError, parse_oci_id
@@ -78,7 +78,11 @@ class ProfileDirectory:
 
 
 async def read_profile_directory(
-    settings: Settings, codec: Codec, colleges: CollegeRegistry, site: str | None = None
+    kafka: KafkaConnection,
+    timeout: float,
+    codec: Codec,
+    colleges: CollegeRegistry,
+    site: str | None = None,
 ) -> ProfileDirectory:
     """Read lms.user-profiles whole (only `site`'s users when given) into a directory.
 
@@ -87,9 +91,9 @@ async def read_profile_directory(
     """
     prefix = f"{site}/".encode() if site is not None else b""
     latest = await read_compacted_topic(
-        settings.kafka_connection(),
+        kafka,
         USER_PROFILES,
-        timeout=settings.admin_kafka_timeout,
+        timeout=timeout,
         key_prefix=prefix,
     )
     profiles: list[dict[str, Any]] = []

@@ -10,9 +10,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from deploy.settings import Settings
 from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.errors import KafkaUnavailable
 
 __all__ = ["LmsPublisher"]
@@ -21,17 +21,21 @@ log = logging.getLogger(__name__)
 
 
 class LmsPublisher:
-    """Publishes LearningRecords and UserProfiles, keyed by site/user."""
+    """Publishes LearningRecords and UserProfiles, keyed by site/user.
 
-    def __init__(self, settings: Settings, codec: Codec | None = None):
+    `timeout` is how long a write may wait for Kafka's acknowledgement: the gateway's
+    LRX_INGEST_KAFKA_TIMEOUT, or LRX_ADMIN_KAFKA_TIMEOUT for the admin commands.
+    """
+
+    def __init__(self, kafka: KafkaConnection, *, timeout: float, codec: Codec | None = None):
         self.codec = codec or Codec.default()
-        self.timeout = settings.ingest_kafka_timeout
+        self.timeout = timeout
         self.producer = AIOKafkaProducer(
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
             request_timeout_ms=int(self.timeout * 1000),
-            **settings.kafka_client_options(),
+            **kafka.client_options(),
         )
         self._started = False
 

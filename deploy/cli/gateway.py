@@ -7,6 +7,7 @@ from aiohttp import web
 
 from connectors.gateway.app import create_app
 from deploy.settings import Settings
+from deploy.wiring import gateway_config
 
 
 @click.command("gateway")
@@ -23,7 +24,7 @@ def command(settings: Settings, host: str) -> None:
     sites = sorted(set(settings.site_of_token().values()))
     click.echo(f"gateway for site(s) {', '.join(sites)} -> Kafka {settings.bootstrap_servers}")
     web.run_app(
-        create_app(settings),
+        create_app(gateway_config(settings)),
         host=host,
         port=settings.gateway_port,
         print=lambda _: click.echo(f"gateway listening on http://{host}:{settings.gateway_port}"),

@@ -11,8 +11,8 @@ import click
 
 from connectors.lms.formats import FORMATS, LmsContext, map_item
 from connectors.lms.problems import InvalidInput, Problem
-from connectors.lms.publisher import LmsPublisher
 from deploy.settings import Settings
+from deploy.wiring import ingest_publisher
 from streams.kafka.errors import KafkaUnavailable
 
 CHUNK = 2000
@@ -51,7 +51,7 @@ async def _publish(
     settings: Settings, fmt: str, context: LmsContext, file: Path, dry_run: bool
 ) -> tuple[int, int, int]:
     accepted = ignored = rejected = 0
-    publisher = LmsPublisher(settings)
+    publisher = ingest_publisher(settings)
     if not dry_run:
         await publisher.start()
     try:

@@ -16,12 +16,12 @@ from connectors.lms.course_subscriptions import (
     SubscriptionChange,
     change_course_recipients,
     read_course_recipients,
-    recipient_directory,
     with_recipient,
     without_recipient,
 )
 from connectors.lms.problems import InvalidInput
 from deploy.settings import Settings
+from deploy.wiring import kafka_connection, recipient_directory
 from schemas.codec import Codec
 from streams.kafka.errors import KafkaUnavailable, TopicMissing
 from streams.rules.recipients import RecipientDirectory, RecipientError
@@ -122,7 +122,11 @@ def remove(
 def list_courses(settings: Settings, site: str | None, course: str | None, as_json: bool) -> None:
     """List courses with their recipients and required activities."""
     directory = _directory(settings)
-    courses = _run(read_course_recipients(settings, Codec.default(), site))
+    courses = _run(
+        read_course_recipients(
+            kafka_connection(settings), settings.admin_kafka_timeout, Codec.default(), site
+        )
+    )
     shown = [v for (_, c), v in sorted(courses.items()) if course is None or c == course]
     for value in shown:
         if as_json:
@@ -144,7 +148,13 @@ def _apply(
     try:
         update: SubscriptionChange = _run(
             change_course_recipients(
-                settings, Codec.default(), site, course, change, dry_run=dry_run
+                kafka_connection(settings),
+                settings.admin_kafka_timeout,
+                Codec.default(),
+                site,
+                course,
+                change,
+                dry_run=dry_run,
             )
         )
     except InvalidInput as error:

@@ -13,7 +13,6 @@ import click
 from aiokafka.errors import KafkaError
 
 from connectors.lms.profile_directory import ProfileDirectory, read_profile_directory
-from connectors.lms.publisher import LmsPublisher
 from connectors.lms.user_import import (
     ImportPlan,
     RowProblem,
@@ -22,6 +21,7 @@ from connectors.lms.user_import import (
     read_upload_file,
 )
 from deploy.settings import Settings
+from deploy.wiring import admin_publisher, kafka_connection
 from schemas.codec import Codec
 from streams.kafka.errors import KafkaUnavailable, TopicMissing
 from streams.rules.colleges import CollegeRegistry, CollegeRegistryError
@@ -100,7 +100,11 @@ def import_users(
         _give_up(f"{file.name}: {error}" if isinstance(error, UploadFileError) else str(error))
     codec = Codec.default()
     try:
-        directory = asyncio.run(read_profile_directory(settings, codec, colleges, site))
+        directory = asyncio.run(
+            read_profile_directory(
+                kafka_connection(settings), settings.admin_kafka_timeout, codec, colleges, site
+            )
+        )
     except (KafkaUnavailable, TopicMissing) as error:
         _give_up(str(error))
     click.echo(f"{directory.count} known users of site {site} in lms.user-profiles")
@@ -144,7 +148,7 @@ def _check_rows(
 async def _publish(settings: Settings, codec: Codec, profiles: list[dict[str, Any]]) -> int:
     published = 0
     try:
-        async with LmsPublisher(settings, codec) as publisher:
+        async with admin_publisher(settings, codec) as publisher:
             with click.progressbar(
                 length=len(profiles), label="publishing", file=sys.stderr
             ) as bar:

@@ -1,7 +1,7 @@
 """The lrx Avro codec, plugged into faust's codec registry as `lrx-avro`.
 
 Topics of the pipeline name `value_serializer="lrx-avro"`, so agents receive
-decoded messages and send `Outgoing` values without encoding by hand.
+decoded messages. Outputs are encoded by streams/worker/messages.py and sent as bytes.
 
 Decoding never raises: faust would log an undecodable value and move past it,
 losing it. Instead the agent receives a `Decoded` that carries the error and
@@ -17,7 +17,7 @@ from faust.serializers import codecs
 
 from schemas.codec import Codec, CodecError
 
-__all__ = ["CODEC_NAME", "Decoded", "Outgoing", "AvroFaustCodec", "register_codec"]
+__all__ = ["CODEC_NAME", "Decoded", "AvroFaustCodec", "register_codec"]
 
 CODEC_NAME = "lrx-avro"
 
@@ -30,15 +30,6 @@ class Decoded:
     name: str | None = None
     record: dict[str, Any] | None = None
     error: CodecError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Outgoing:
-    """A value to send: a record of message `name`, or bytes already encoded as one."""
-
-    name: str
-    record: dict[str, Any] | None = None
-    encoded: bytes | None = None
 
 
 class AvroFaustCodec(codecs.Codec):
@@ -55,12 +46,10 @@ class AvroFaustCodec(codecs.Codec):
             return Decoded(raw=bytes(data), error=error)
         return Decoded(raw=bytes(data), name=name, record=record)
 
-    def _dumps(self, value: Outgoing | bytes) -> bytes:
-        if isinstance(value, bytes | bytearray):
-            return bytes(value)
-        if value.encoded is not None:
-            return value.encoded
-        return self.codec.encode(value.name, value.record or {})
+    def _dumps(self, value: bytes) -> bytes:
+        # The worker writes its outputs already encoded (streams/worker/messages.py), with
+        # the producer; faust needs this only to satisfy its codec interface.
+        return bytes(value)
 
     def clone(self, *children: codecs.CodecT) -> codecs.CodecT:
         return type(self)(self.codec, children=(*self.children, *children))
