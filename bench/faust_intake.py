@@ -20,9 +20,9 @@ from typing import Any
 import faust
 
 from deploy.settings import Settings
+from deploy.wiring import faust_options
 from schemas.codec import Codec
 from schemas.topics import LEARNING_RECORDS
-from streams.worker.app import faust_settings
 from streams.worker.faust_codec import CODEC_NAME, register_codec
 from streams.worker.faust_transport import FaustApp
 
@@ -30,7 +30,7 @@ from streams.worker.faust_transport import FaustApp
 def intake_app(settings: Settings, count: int) -> faust.App:
     register_codec(Codec.default())
     (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
-    app = FaustApp(settings.app_id, **faust_settings(settings))
+    app = FaustApp(settings.app_id, **faust_options(settings))
     topic = app.topic(
         LEARNING_RECORDS, key_type=bytes, key_serializer="raw", value_serializer=CODEC_NAME
     )

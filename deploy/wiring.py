@@ -6,7 +6,11 @@ never the whole `Settings`; token and URL maps are parsed here, once.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from connectors.gateway.app import GatewayConfig
 from connectors.lms.publisher import LmsPublisher
@@ -15,9 +19,20 @@ from schemas.codec import Codec
 from streams.kafka.connection import KafkaConnection
 from streams.rules.colleges import CollegeRegistry
 from streams.rules.recipients import RecipientDirectory
+from streams.rules.reporting_period import ReportingCalendar
+from streams.rules.routing import RoutingRules
+
+if TYPE_CHECKING:  # the worker imports faust, which is slow: only `lrx worker` loads it
+    from streams.worker.app import PipelineApp, WorkerConfig
+    from streams.worker.observer import PipelineObserver
 
 __all__ = [
     "admin_publisher",
+    "clock",
+    "faust_options",
+    "pipeline_app",
+    "routing_rules",
+    "worker_config",
     "colleges",
     "gateway_config",
     "ingest_publisher",
@@ -62,3 +77,98 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         ingest_timeout=settings.ingest_kafka_timeout,
         admin_timeout=settings.admin_kafka_timeout,
     )
+
+
+def routing_rules(settings: Settings) -> RoutingRules:
+    return RoutingRules(
+        colleges=colleges(settings),
+        directory=recipient_directory(settings),
+        calendar=ReportingCalendar.parse(settings.period_start, settings.period_timezone),
+    )
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    from streams.worker.app import WorkerConfig
+
+    return WorkerConfig(
+        app_id=settings.app_id,
+        faust_options=MappingProxyType(faust_options(settings)),
+        datadir=settings.run_dir / "faust" / settings.app_id,
+        kafka=kafka_connection(settings),
+        read_timeout=settings.pipeline_read_timeout,
+        recipients=settings.recipients,
+        rules=routing_rules(settings),
+        topic_partitions=settings.topic_partitions,
+        batch_size=settings.pipeline_batch_size,
+        batch_wait=settings.pipeline_batch_wait,
+        sweep_interval=settings.pending_sweep_interval,
+    )
+
+
+def pipeline_app(
+    settings: Settings,
+    clock_now: Callable[[], datetime] | None = None,
+    observer: PipelineObserver | None = None,
+) -> PipelineApp:
+    """The worker's Faust app, with the pipeline it drives."""
+    from streams.worker.app import PipelineApp
+
+    return PipelineApp(worker_config(settings), clock_now or clock(settings), observer)
+
+
+def faust_options(settings: Settings) -> dict[str, Any]:
+    """faust.App keyword arguments from our settings."""
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        "store": settings.store,
+        "autodiscover": False,
+        "processing_guarantee": "at_least_once",
+        "stream_wait_empty": True,
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.replication_factor,
+        "topic_disable_leader": True,
+        "table_standby_replicas": 0,
+        "consumer_auto_offset_reset": "earliest",
+        # A batch's outputs are sent together and then awaited, which waits out the
+        # linger once per batch: kept short.
+        "producer_linger": 0.005,
+        "producer_max_batch_size": 256 * 1024,
+        "broker_session_timeout": settings.worker_session_timeout,
+        "broker_heartbeat_interval": settings.worker_session_timeout / 5,
+        "datadir": str(settings.run_dir / "faust" / settings.app_id),
+        "web_enabled": settings.worker_web_port > 0,
+        "web_port": settings.worker_web_port or 6066,
+        "web_host": "127.0.0.1",
+    }
+    credentials = _credentials(settings)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
+    return options
+
+
+def _credentials(settings: Settings) -> Any:
+    import faust  # slow to import, and only the worker needs it
+
+    client = settings.kafka_client_options()
+    protocol = settings.kafka_security_protocol
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+            ssl_context=client.get("ssl_context"),
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(client["ssl_context"])
+    return None
+
+
+def clock(settings: Settings) -> Callable[[], datetime]:
+    """The real clock, or one started at LRX_PIPELINE_CLOCK that runs on from there."""
+    if not settings.pipeline_clock:
+        return lambda: datetime.now(UTC)
+    start = datetime.fromisoformat(settings.pipeline_clock)
+    if start.tzinfo is None:
+        raise ValueError(f"LRX_PIPELINE_CLOCK={settings.pipeline_clock!r} needs a time zone")
+    began = time.monotonic()
+    return lambda: datetime.fromtimestamp(start.timestamp() + time.monotonic() - began, UTC)

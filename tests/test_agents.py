@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
+from deploy import wiring
 from deploy.settings import Settings
 from schemas.topics import (
     INELIGIBLE,
@@ -246,7 +247,7 @@ async def one_batch(*events: Event) -> AsyncIterator[list[Event]]:
 @pytest.fixture
 def pipeline_app(tmp_path: Path) -> Iterator[PipelineApp]:
     """The Faust app's event handling around an in-memory pipeline (nothing started)."""
-    app = PipelineApp(Settings().replace(run_dir=tmp_path))
+    app = wiring.pipeline_app(Settings().replace(run_dir=tmp_path))
     pipeline, outputs, _ = make_pipeline(Clock("2026-11-20T12:00:00+00:00"))
     app.pipeline, app.outputs = pipeline, outputs
     app.assigned_partitions = lambda: {0}  # type: ignore[method-assign]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.worker.app import PipelineApp
+from deploy.wiring import pipeline_app
 from streams.worker.faust_transport import FaustApp, seek_to_committed_or_beginning
 from tests.kafka_support import create_topic
 
@@ -78,7 +78,7 @@ async def test_partitions_positioned_elsewhere_are_left_alone(settings, unique_n
 
 
 def test_the_worker_runs_on_the_fixed_consumer(settings, tmp_path):
-    app = PipelineApp(settings.replace(run_dir=tmp_path)).app
+    app = pipeline_app(settings.replace(run_dir=tmp_path)).app
     assert isinstance(app, FaustApp)
     assert (
         app.transport.Consumer._new_consumer_thread.__module__ == "streams.worker.faust_transport"

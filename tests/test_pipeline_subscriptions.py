@@ -77,7 +77,7 @@ def message(offset: int, key: bytes, value: bytes | None) -> SimpleNamespace:
 async def test_a_reread_after_a_failure_rebuilds_the_subscriptions_and_reports_bad_values(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def one_partition(settings: Settings, topic: str) -> list[int]:
+    async def one_partition(kafka: object, topic: str) -> list[int]:
         return [0]
 
     ScriptedConsumer.reads = 0
@@ -90,7 +90,9 @@ async def test_a_reread_after_a_failure_rebuilds_the_subscriptions_and_reports_b
     settings = Settings()
     observer = CountingObserver()
     directory = RecipientDirectory.from_settings(settings.recipients, settings.recipient_aliases)
-    reader = subscriptions.SubscriptionReader(settings, CODEC, directory, observer)
+    reader = subscriptions.SubscriptionReader(
+        settings.kafka_connection(), settings.pipeline_read_timeout, CODEC, directory, observer
+    )
     reader.courses = {STALE: Subscription(("cmars",))}
     reader.ready.set()  # as after an earlier read
 

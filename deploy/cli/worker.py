@@ -42,11 +42,11 @@ def command(settings: Settings, loglevel: str) -> None:
         )
     import faust  # imported here: faust is slow to import and only the worker needs it
 
-    from streams.worker.app import create_app
+    from deploy.wiring import pipeline_app
 
     logging.getLogger().setLevel(loglevel.upper())
     observer = WorkerMetrics()
-    pipeline = create_app(settings, observer=observer)
+    pipeline = pipeline_app(settings, observer=observer)
 
     @pipeline.app.task
     async def serve_metrics() -> None:

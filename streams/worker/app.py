@@ -31,20 +31,18 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import AsyncIterable, Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.streams import _current_event
 
-from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import LEARNING_RECORDS, PIPELINE_DEAD_LETTERS, USER_PROFILES, user_key
-from streams.rules.colleges import CollegeRegistry
-from streams.rules.recipients import RecipientDirectory
+from streams.kafka.connection import KafkaConnection
 from streams.rules.record_identity import record_id_of
-from streams.rules.reporting_period import ReportingCalendar
 from streams.rules.routing import RoutingRules
 from streams.worker.decision_log import read_decision_log
 from streams.worker.faust_codec import CODEC_NAME, Decoded, register_codec
@@ -54,7 +52,7 @@ from streams.worker.observer import Decision, PipelineObserver
 from streams.worker.pipeline import Clock, Pipeline
 from streams.worker.subscriptions import SubscriptionReader
 
-__all__ = ["create_app", "clock_from_settings", "PipelineApp"]
+__all__ = ["PipelineApp", "WorkerConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -95,33 +93,46 @@ class FaustOutputs:
             await asyncio.gather(*deliveries, return_exceptions=True)
 
 
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What the worker needs; deploy/wiring.py builds it from the settings."""
+
+    app_id: str
+    faust_options: Mapping[str, Any]  # faust.App keyword arguments
+    datadir: Path
+    kafka: KafkaConnection  # the worker's own readers (decision log, subscriptions)
+    read_timeout: float  # LRX_PIPELINE_READ_TIMEOUT
+    recipients: Sequence[str]
+    rules: RoutingRules
+    topic_partitions: int
+    batch_size: int
+    batch_wait: float
+    sweep_interval: float
+
+
 class PipelineApp:
     """The Faust app with the pipeline and subscription reader it drives."""
 
     def __init__(
         self,
-        settings: Settings,
-        clock: Clock | None = None,
+        config: WorkerConfig,
+        clock: Clock,
         observer: PipelineObserver | None = None,
+        codec: Codec | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.observer = observer or PipelineObserver()
-        self.codec = Codec.default()
+        self.codec = codec or Codec.default()
         register_codec(self.codec)
-        self.clock = clock or clock_from_settings(settings)
-        (settings.run_dir / "faust").mkdir(parents=True, exist_ok=True)
-        self.app = FaustApp(settings.app_id, **faust_settings(settings))
-        directory = RecipientDirectory.from_settings(
-            settings.recipients, settings.recipient_aliases
-        )
-        self.subscriptions = SubscriptionReader(settings, self.codec, directory, self.observer)
-        rules = RoutingRules(
-            colleges=CollegeRegistry.load(settings.colleges_file),
-            directory=directory,
-            calendar=ReportingCalendar.parse(settings.period_start, settings.period_timezone),
+        self.clock = clock
+        config.datadir.parent.mkdir(parents=True, exist_ok=True)
+        self.app = FaustApp(config.app_id, **config.faust_options)
+        rules = config.rules
+        self.subscriptions = SubscriptionReader(
+            config.kafka, config.read_timeout, self.codec, rules.directory, self.observer
         )
         table_options: dict[str, Any] = {
-            "partitions": settings.topic_partitions,
+            "partitions": config.topic_partitions,
             "key_type": str,
         }
         self.users = self.app.Table(
@@ -134,7 +145,14 @@ class PipelineApp:
         )
 
         async def read_logs(partitions: Any) -> Any:
-            return await read_decision_log(settings, self.codec, partitions, self.observer)
+            return await read_decision_log(
+                config.kafka,
+                config.read_timeout,
+                config.recipients,
+                self.codec,
+                partitions,
+                self.observer,
+            )
 
         # The agent and the period sweep each write through a handle of their own.
         self.outputs = FaustOutputs(self.app)
@@ -162,21 +180,21 @@ class PipelineApp:
             value_serializer=CODEC_NAME,
         )
 
-        settings = self.settings
+        config = self.config
 
         @app.agent(inputs, name="route-records", concurrency=1)
         async def route_records(stream: faust.Stream) -> None:
             # `take` and `take_events` ack a batch when the loop body is left, even by
             # cancellation at shutdown; `noack_take` leaves acking to us, after handling,
             # so an interrupted batch stays uncommitted.
-            batches = stream.noack_take(settings.pipeline_batch_size, settings.pipeline_batch_wait)
+            batches = stream.noack_take(config.batch_size, config.batch_wait)
             await self.route(batches, stream.ack)
 
         @app.task
         async def read_subscriptions() -> None:
             await self.subscriptions.run()
 
-        @app.timer(interval=self.settings.pending_sweep_interval)
+        @app.timer(interval=config.sweep_interval)
         async def close_periods() -> None:
             if app.rebalancing or not app.tables.recovery.completed.is_set():
                 return
@@ -340,65 +358,3 @@ class PipelineApp:
         encoded = self.codec.encode("DeadLetter", dead)
         await self.outputs.send(PIPELINE_DEAD_LETTERS, message.key, encoded, None)
         self.observer.decided(Decision.DEAD_LETTERED, code)
-
-
-def faust_settings(settings: Settings) -> dict[str, Any]:
-    """faust.App keyword arguments from our settings."""
-    options: dict[str, Any] = {
-        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-        "store": settings.store,
-        "autodiscover": False,
-        "processing_guarantee": "at_least_once",
-        "stream_wait_empty": True,
-        "topic_partitions": settings.topic_partitions,
-        "topic_replication_factor": settings.replication_factor,
-        "topic_disable_leader": True,
-        "table_standby_replicas": 0,
-        "consumer_auto_offset_reset": "earliest",
-        # A batch's outputs are sent together and then awaited, which waits out the
-        # linger once per batch: kept short.
-        "producer_linger": 0.005,
-        "producer_max_batch_size": 256 * 1024,
-        "broker_session_timeout": settings.worker_session_timeout,
-        "broker_heartbeat_interval": settings.worker_session_timeout / 5,
-        "datadir": str(settings.run_dir / "faust" / settings.app_id),
-        "web_enabled": settings.worker_web_port > 0,
-        "web_port": settings.worker_web_port or 6066,
-        "web_host": "127.0.0.1",
-    }
-    credentials = _credentials(settings)
-    if credentials is not None:
-        options["broker_credentials"] = credentials
-    return options
-
-
-def _credentials(settings: Settings) -> Any:
-    client = settings.kafka_client_options()
-    protocol = settings.kafka_security_protocol
-    if protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=client.get("ssl_context"),
-        )
-    if protocol == "SSL":
-        return faust.SSLCredentials(client["ssl_context"])
-    return None
-
-
-def clock_from_settings(settings: Settings) -> Clock:
-    """The real clock, or one started at LRX_PIPELINE_CLOCK that runs on from there."""
-    if not settings.pipeline_clock:
-        return lambda: datetime.now(UTC)
-    start = datetime.fromisoformat(settings.pipeline_clock)
-    if start.tzinfo is None:
-        raise ValueError(f"LRX_PIPELINE_CLOCK={settings.pipeline_clock!r} needs a time zone")
-    began = time.monotonic()
-    return lambda: datetime.fromtimestamp(start.timestamp() + time.monotonic() - began, UTC)
-
-
-def create_app(
-    settings: Settings, clock: Clock | None = None, observer: PipelineObserver | None = None
-) -> PipelineApp:
-    return PipelineApp(settings, clock, observer)

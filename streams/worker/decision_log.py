@@ -18,15 +18,15 @@ value without headers) stops the read: deciding blind could write a record twice
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import TopicPartition
 
-from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import INELIGIBLE, PENDING, outbox_topic, user_key
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.topic_reader import read_to_end, reading_consumer
 from streams.worker.messages import REASON_HEADER, RECIPIENT_HEADER, RECORD_ID_HEADER
 from streams.worker.observer import PipelineObserver
@@ -76,7 +76,9 @@ class DecisionLog:
 
 
 async def read_decision_log(
-    settings: Settings,
+    kafka: KafkaConnection,
+    timeout: float,
+    recipients: Sequence[str],
     codec: Codec,
     partitions: Iterable[int],
     observer: PipelineObserver | None = None,
@@ -84,18 +86,16 @@ async def read_decision_log(
     """Read the output topics' partitions to their current end, one DecisionLog each.
 
     Raises DecisionLogError when an output names no record it can be told apart
-    by, or when reading makes no progress for LRX_PIPELINE_READ_TIMEOUT seconds.
+    by, or when reading makes no progress for `timeout` seconds
+    (LRX_PIPELINE_READ_TIMEOUT).
     """
     partitions = sorted(set(partitions))
     logs = {p: DecisionLog() for p in partitions}
     if not partitions:
         return logs
     observer = observer or PipelineObserver()
-    topics = [outbox_topic(r) for r in settings.recipients] + [INELIGIBLE, PENDING]
-    timeout = settings.pipeline_read_timeout
-    consumer = reading_consumer(
-        settings.kafka_connection(), timeout, isolation_level="read_committed"
-    )
+    topics = [outbox_topic(r) for r in recipients] + [INELIGIBLE, PENDING]
+    consumer = reading_consumer(kafka, timeout, isolation_level="read_committed")
 
     def stalled(remaining: list[TopicPartition]) -> DecisionLogError:
         return DecisionLogError(

@@ -16,9 +16,9 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS
+from streams.kafka.connection import KafkaConnection
 from streams.kafka.topic_reader import partitions_of, read_to_end, reading_consumer
 from streams.rules.recipients import RecipientDirectory
 from streams.rules.routing import Subscription
@@ -40,12 +40,14 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
 
     def __init__(
         self,
-        settings: Settings,
+        kafka: KafkaConnection,
+        timeout: float,
         codec: Codec,
         directory: RecipientDirectory,
         observer: PipelineObserver | None = None,
     ) -> None:
-        self.settings = settings
+        self.kafka = kafka
+        self.timeout = timeout
         self.codec = codec
         self.directory = directory
         self.observer = observer or PipelineObserver()
@@ -79,7 +81,7 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
                 await asyncio.sleep(retry_after)
 
     async def _read(self) -> None:
-        timeout = self.settings.pipeline_read_timeout
+        timeout = self.timeout
 
         def stalled(remaining: list[TopicPartition]) -> TimeoutError:
             return TimeoutError(
@@ -87,10 +89,10 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
                 "(LRX_PIPELINE_READ_TIMEOUT)"
             )
 
-        consumer = reading_consumer(self.settings.kafka_connection(), timeout)
+        consumer = reading_consumer(self.kafka, timeout)
         await consumer.start()
         try:
-            partitions = await partitions_of(self.settings.kafka_connection(), COURSE_RECIPIENTS)
+            partitions = await partitions_of(self.kafka, COURSE_RECIPIENTS)
             tps = [TopicPartition(COURSE_RECIPIENTS, p) for p in partitions]
             courses: dict[bytes, Subscription] = {}
             # Changes written since the read began count too: reading goes on after them.
