@@ -36,10 +36,11 @@ from connectors.cmars.contract import (  # noqa: E402
     record_json,
     request_record,
 )
-from connectors.cmars.sink import CmarsSink  # noqa: E402
+from connectors.cmars.sink import CmarsSink
 from deploy.broker import EmbeddedBroker, free_port_pair  # noqa: E402
 from deploy.settings import REPO_ROOT, Settings  # noqa: E402
 from deploy.topic_provisioning import apply_catalogue  # noqa: E402
+from deploy.wiring import sink_config  # noqa: E402
 from schemas.codec import Codec  # noqa: E402
 from schemas.examples import routed_record  # noqa: E402
 from schemas.topics import outbox_topic, user_key  # noqa: E402
@@ -97,7 +98,7 @@ async def fill_outbox(settings: Settings, records: int) -> None:
 
 async def run_sink(settings: Settings, records: int) -> tuple[float, float, int]:
 
-    sink = CmarsSink(settings, RECIPIENT)
+    sink = CmarsSink(sink_config(settings), RECIPIENT)
     labels = {"recipient": RECIPIENT, "outcome": "accepted"}
 
     def delivered() -> int:

@@ -9,15 +9,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from connectors.cmars.retry import RetryPolicy
+from connectors.cmars.schedule import Schedule
+from connectors.cmars.sink import SinkConfig
+from connectors.doubles.cmars_emulator import EmulatorConfig, Faults
 from connectors.gateway.app import GatewayConfig
 from connectors.lms.publisher import LmsPublisher
 from deploy.settings import Settings
 from schemas.codec import Codec
 from streams.kafka.connection import KafkaConnection
-from streams.rules.colleges import CollegeRegistry
+from streams.rules.colleges import DEFAULT_COLLEGES_FILE, CollegeRegistry
 from streams.rules.recipients import RecipientDirectory
 from streams.rules.reporting_period import ReportingCalendar
 from streams.rules.routing import RoutingRules
@@ -32,8 +37,10 @@ __all__ = [
     "faust_options",
     "pipeline_app",
     "routing_rules",
+    "sink_config",
     "worker_config",
     "colleges",
+    "emulator_config",
     "gateway_config",
     "ingest_publisher",
     "kafka_connection",
@@ -76,6 +83,64 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         max_body=settings.gateway_max_body,
         ingest_timeout=settings.ingest_kafka_timeout,
         admin_timeout=settings.admin_kafka_timeout,
+    )
+
+
+def sink_config(settings: Settings) -> SinkConfig:
+    """The CMaRS sink's: LRX_CMARS_URL with LRX_CMARS_TOKEN, or the local emulator."""
+    url, token = settings.cmars_endpoint
+    return SinkConfig(
+        kafka=kafka_connection(settings),
+        group_prefix=settings.sink_group,
+        cmars_url=url,
+        cmars_token=token,
+        request_timeout=settings.cmars_request_timeout,
+        schedule=Schedule.parse(settings.sink_schedule, settings.sink_timezone),
+        policy=RetryPolicy(
+            initial=settings.sink_retry_initial,
+            cap=settings.sink_retry_cap,
+            max_time=settings.sink_retry_max_time,
+            auth_interval=settings.sink_auth_retry_interval,
+        ),
+        batch_records=settings.sink_batch_records,
+        batch_bytes=settings.sink_batch_bytes,
+        linger=settings.sink_linger,
+        session_timeout=settings.sink_session_timeout,
+        shutdown_grace=settings.sink_shutdown_grace,
+    )
+
+
+def emulator_config(settings: Settings) -> EmulatorConfig:
+    registry = CollegeRegistry.load(settings.emulator_colleges_file or DEFAULT_COLLEGES_FILE)
+    roster = None
+    if settings.emulator_roster:
+        lines = Path(settings.emulator_roster).read_text(encoding="utf-8").splitlines()
+        roster = frozenset(line.strip() for line in lines if line.strip())
+    outages = []
+    for window in settings.emulator_outages:
+        start, sep, duration = window.partition("+")
+        try:
+            outages.append((float(start), float(start) + float(duration)))
+        except ValueError:
+            raise ValueError(
+                f"LRX_EMULATOR_OUTAGES: {window!r} is not START+DURATION in seconds"
+            ) from None
+        if not sep:
+            raise ValueError(f"LRX_EMULATOR_OUTAGES: {window!r} is not START+DURATION")
+    return EmulatorConfig(
+        token=settings.emulator_token,
+        supported_colleges=frozenset(c.code for c in registry.enabled()),
+        roster=roster,
+        refresh=settings.emulator_refresh,
+        timezone=settings.sink_timezone,
+        faults=Faults(
+            error_rate=settings.emulator_error_rate,
+            latency=settings.emulator_latency,
+            rate_limit=settings.emulator_rate_limit,
+            retry_after=settings.emulator_retry_after,
+            auth_failure=settings.emulator_auth_failure,
+            outages=outages,
+        ),
     )
 
 

@@ -40,6 +40,7 @@ from connectors.cmars.errors import TransientFailure
 from connectors.cmars.retry import MIN_WAIT, RetryPolicy, parse_retry_after
 from connectors.cmars.schedule import Schedule, ScheduleError
 from connectors.doubles.cmars_emulator import STATE, CmarsState, EmulatorConfig, create_app
+from deploy import wiring
 from deploy.settings import Settings, SettingsError
 from schemas.examples import routed_record
 from schemas.vocabulary import SENT_SOURCES
@@ -51,7 +52,7 @@ def emulator_config(**changes: Any) -> EmulatorConfig:
     """The emulator as the settings' defaults make it, with the test token, no scheduled
     refresh, and `changes`."""
     defaults = Settings(emulator_token=TOKEN, emulator_refresh="")
-    return dataclasses.replace(EmulatorConfig.from_settings(defaults), **changes)
+    return dataclasses.replace(wiring.emulator_config(defaults), **changes)
 
 
 def retry_policy(**changes: Any) -> RetryPolicy:

@@ -9,13 +9,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Still taking the whole Settings (issue 10 is open for them): the sink and the
-# emulator. Every other module below deploy/ must not import it.
-NOT_YET_MOVED = {
-    "connectors/cmars/sink.py",
-    "connectors/doubles/cmars_emulator.py",
-}
-
 
 def imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -42,8 +35,6 @@ def modules_under(*folders: str) -> list[Path]:
     ids=relative,
 )
 def test_nothing_below_deploy_imports_deploy(path: Path):
-    if relative(path) in NOT_YET_MOVED:
-        pytest.skip("still takes Settings: issue 10")
     offending = {m for m in imported_modules(path) if m == "deploy" or m.startswith("deploy.")}
     assert not offending, f"{relative(path)} imports {sorted(offending)}"
 

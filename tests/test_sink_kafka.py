@@ -27,11 +27,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from connectors.cmars.schedule import Schedule
-from connectors.cmars.sink import CmarsSink, sink_group
+from connectors.cmars.sink import CmarsSink
 from connectors.doubles.cmars_emulator import CmarsState, EmulatorConfig, Faults
 from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue, settings_catalogue
+from deploy.wiring import sink_config
 from schemas.codec import Codec, CodecError
 from schemas.examples import routed_record
 from schemas.topics import DELIVERY_RECEIPTS, dlq_topic, outbox_topic, user_key
@@ -112,7 +113,7 @@ class Bench:
 
     async def committed(self) -> dict[int, int | None]:
         consumer = AIOKafkaConsumer(
-            group_id=sink_group(self.settings, self.recipient),
+            group_id=sink_config(self.settings).group_of(self.recipient),
             enable_auto_commit=False,
             **self.settings.kafka_client_options(),
         )
@@ -188,7 +189,7 @@ async def bench_for(
 @asynccontextmanager
 async def running_sink(bench: Bench, **kwargs: Any) -> AsyncIterator[CmarsSink]:
     stop = asyncio.Event()
-    sink = CmarsSink(bench.settings, bench.recipient, **kwargs)
+    sink = CmarsSink(sink_config(bench.settings), bench.recipient, **kwargs)
     await sink.start()
     task = asyncio.create_task(sink.run(stop))
     try:

@@ -38,11 +38,11 @@ from connectors.cmars.ledger import receipt_message
 from connectors.cmars.retry import RetryPolicy
 from connectors.cmars.schedule import Clock, Schedule, SystemClock
 from connectors.cmars.telemetry import SinkMetrics
-from deploy.settings import Settings
 from schemas.codec import Codec, CodecError
 from schemas.topics import DELIVERY_RECEIPTS, dlq_topic, outbox_topic
+from streams.kafka.connection import KafkaConnection
 
-__all__ = ["CmarsSink", "sink_group"]
+__all__ = ["CmarsSink", "SinkConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,25 @@ LAG_EVERY = 2.0  # seconds between lag refreshes; each costs a committed-offsets
 FINISHING_MAX = 2
 
 
-def sink_group(settings: Settings, recipient: str) -> str:
-    return f"{settings.sink_group}.{recipient}"
+@dataclass(frozen=True)
+class SinkConfig:
+    """What the sink needs; deploy/wiring.py builds it from the settings."""
+
+    kafka: KafkaConnection
+    group_prefix: str  # LRX_SINK_GROUP; the group is <prefix>.<recipient>
+    cmars_url: str
+    cmars_token: str
+    request_timeout: float
+    schedule: Schedule
+    policy: RetryPolicy
+    batch_records: int
+    batch_bytes: int
+    linger: float
+    session_timeout: float
+    shutdown_grace: float
+
+    def group_of(self, recipient: str) -> str:
+        return f"{self.group_prefix}.{recipient}"
 
 
 @dataclass(eq=False)
@@ -77,13 +94,13 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class CmarsSink:
-    """`async with CmarsSink(settings) as sink: await sink.run(stop_event)`."""
+    """`async with CmarsSink(config, recipient) as sink: await sink.run(stop_event)`."""
 
     stage = "sink.cmars"
 
     def __init__(
         self,
-        settings: Settings,
+        config: SinkConfig,
         recipient: str,
         *,
         schedule: Schedule | None = None,
@@ -93,32 +110,24 @@ class CmarsSink:
         policy: RetryPolicy | None = None,
         open_window_now: bool = False,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.recipient = recipient
         self.topic = outbox_topic(recipient)
         self.dlq = dlq_topic(recipient)
-        self.schedule = schedule or Schedule.parse(settings.sink_schedule, settings.sink_timezone)
+        self.schedule = schedule or config.schedule
         self.clock = clock or SystemClock()
         self.metrics = metrics or SinkMetrics.create(recipient)
         self.codec = codec or Codec.default()
         self._read_routed = self.codec.projection("RoutedRecord", ROUTED_FIELDS)
-        self.policy = policy or RetryPolicy(
-            initial=settings.sink_retry_initial,
-            cap=settings.sink_retry_cap,
-            max_time=settings.sink_retry_max_time,
-            auth_interval=settings.sink_auth_retry_interval,
-        )
-        self.batcher = Batcher(
-            settings.sink_batch_records, settings.sink_batch_bytes, settings.sink_linger
-        )
-        url, token = settings.cmars_endpoint
-        self.client = CmarsClient(url, token, settings.cmars_request_timeout)
+        self.policy = policy or config.policy
+        self.batcher = Batcher(config.batch_records, config.batch_bytes, config.linger)
+        self.client = CmarsClient(config.cmars_url, config.cmars_token, config.request_timeout)
         self._stopping = asyncio.Event()
         self.delivery = BatchDelivery(self.client, self.policy, self.metrics, self._stopping)
-        options = settings.kafka_client_options()
-        session_ms = int(settings.sink_session_timeout * 1000)
+        options = config.kafka.client_options()
+        session_ms = int(config.session_timeout * 1000)
         self.consumer = AIOKafkaConsumer(
-            group_id=sink_group(settings, recipient),
+            group_id=config.group_of(recipient),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -472,7 +481,7 @@ class CmarsSink:
         try:
             inflight = self._inflight
             if inflight is not None and any(entry.tp in revoked for entry in inflight.batch):
-                grace = self.settings.sink_shutdown_grace
+                grace = self.config.shutdown_grace
                 done, _ = await asyncio.wait({inflight.task}, timeout=grace)
                 if not done:
                     inflight.task.cancel()
@@ -513,7 +522,7 @@ class CmarsSink:
             self._poll = None
         inflight = self._inflight
         if inflight is not None:
-            done, _ = await asyncio.wait({inflight.task}, timeout=self.settings.sink_shutdown_grace)
+            done, _ = await asyncio.wait({inflight.task}, timeout=self.config.shutdown_grace)
             if not done:
                 inflight.task.cancel()
         try:

@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -34,9 +33,7 @@ from connectors.cmars.contract import (
     rfc3339,
 )
 from connectors.cmars.schedule import Schedule
-from deploy.settings import Settings
 from schemas.vocabulary import SENT_SOURCES
-from streams.rules.colleges import DEFAULT_COLLEGES_FILE, CollegeRegistry
 
 __all__ = ["EmulatorConfig", "Faults", "CmarsState", "create_app", "STATE"]
 
@@ -91,7 +88,7 @@ def _number(name: str, value: Any) -> float:
 
 @dataclass(frozen=True, kw_only=True)
 class EmulatorConfig:
-    """What the emulator is told; `from_settings` reads it from the LRX_EMULATOR_* settings."""
+    """What the emulator is told; deploy/wiring.py reads it from the LRX_EMULATOR_* settings."""
 
     token: str
     supported_colleges: frozenset[str]
@@ -102,40 +99,6 @@ class EmulatorConfig:
     max_batch_records: int = 1000
     max_body_bytes: int = 5_000_000
     seed: int | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> EmulatorConfig:
-        registry = CollegeRegistry.load(settings.emulator_colleges_file or DEFAULT_COLLEGES_FILE)
-        roster = None
-        if settings.emulator_roster:
-            lines = Path(settings.emulator_roster).read_text(encoding="utf-8").splitlines()
-            roster = frozenset(line.strip() for line in lines if line.strip())
-        outages = []
-        for window in settings.emulator_outages:
-            start, sep, duration = window.partition("+")
-            try:
-                outages.append((float(start), float(start) + float(duration)))
-            except ValueError:
-                raise ValueError(
-                    f"LRX_EMULATOR_OUTAGES: {window!r} is not START+DURATION in seconds"
-                ) from None
-            if not sep:
-                raise ValueError(f"LRX_EMULATOR_OUTAGES: {window!r} is not START+DURATION")
-        return cls(
-            token=settings.emulator_token,
-            supported_colleges=frozenset(c.code for c in registry.enabled()),
-            roster=roster,
-            refresh=settings.emulator_refresh,
-            timezone=settings.sink_timezone,
-            faults=Faults(
-                error_rate=settings.emulator_error_rate,
-                latency=settings.emulator_latency,
-                rate_limit=settings.emulator_rate_limit,
-                retry_after=settings.emulator_retry_after,
-                auth_failure=settings.emulator_auth_failure,
-                outages=outages,
-            ),
-        )
 
 
 @dataclass

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 from aiohttp import web
 
-from connectors.doubles.cmars_emulator import EmulatorConfig, create_app
+from connectors.doubles.cmars_emulator import create_app
 from deploy.settings import Settings
+from deploy.wiring import emulator_config
 from streams.rules.colleges import CollegeRegistryError
 
 
@@ -36,7 +37,7 @@ def cmars(settings: Settings, host: str | None, port: int | None) -> None:
       curl localhost:8089/lrx/v1/openapi.yaml  # the contract
     """
     try:
-        config = EmulatorConfig.from_settings(settings)
+        config = emulator_config(settings)
     except (OSError, ValueError, CollegeRegistryError) as error:
         raise click.ClickException(str(error)) from None
     host = host or settings.emulator_host

@@ -10,10 +10,11 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
 from connectors.cmars.schedule import Schedule, ScheduleError
-from connectors.cmars.sink import CmarsSink, sink_group
+from connectors.cmars.sink import CmarsSink
 from connectors.cmars.telemetry import SinkMetrics
 from connectors.metrics import metrics_server
 from deploy.settings import Settings
+from deploy.wiring import sink_config
 from schemas.topics import outbox_topic
 
 
@@ -75,15 +76,16 @@ async def _run(settings: Settings, recipient: str, schedule: Schedule, open_now:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     metrics = SinkMetrics.create(recipient)
+    config = sink_config(settings)
     async with (
         metrics_server(metrics.metrics, settings.metrics_host, settings.metrics_port),
         CmarsSink(
-            settings, recipient, schedule=schedule, metrics=metrics, open_window_now=open_now
+            config, recipient, schedule=schedule, metrics=metrics, open_window_now=open_now
         ) as sink,
     ):
         click.echo(
             f"sink {outbox_topic(recipient)} -> {settings.cmars_endpoint[0]} "
-            f"({schedule.describe()}, group {sink_group(settings, recipient)})"
+            f"({schedule.describe()}, group {config.group_of(recipient)})"
         )
         await sink.run(stop)
     click.echo("sink stopped")
@@ -92,7 +94,7 @@ async def _run(settings: Settings, recipient: str, schedule: Schedule, open_now:
 async def _show_backlog(settings: Settings, recipient: str, schedule: Schedule) -> None:
     topic = outbox_topic(recipient)
     consumer = AIOKafkaConsumer(
-        group_id=sink_group(settings, recipient),
+        group_id=sink_config(settings).group_of(recipient),
         enable_auto_commit=False,
         **settings.kafka_client_options(),
     )
