@@ -197,3 +197,30 @@ async def test_course_recipients_are_set_through_the_alias_table(client, kafka):
         "42",
         ["tahsn"],
     )
+
+
+async def test_recipient_changes_read_the_topic_once_not_on_every_request(
+    client, kafka, monkeypatch
+):
+    import streams.kafka.topic_reader as topic_reader
+
+    consumers = []
+    real = topic_reader.reading_consumer
+
+    def counted(*args, **kwargs):
+        consumers.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(topic_reader, "reading_consumer", counted)
+    changes = []
+    for recipients in (["cmars"], ["cmars"], ["tahsn"], ["cmars"], ["cmars"]):
+        answer = await client.put(
+            "/v1/courses/7/recipients", json={"recipients": recipients}, headers=TOKEN
+        )
+        assert answer.status == 200, await answer.text()
+        changes.append((await answer.json())["changed"])
+    # Same value again is no change; a new value (an alias counts as a new name) is.
+    assert changes == [True, False, True, True, False]
+    assert len(consumers) == 1, "each PUT read lrx.course-recipients whole again"
+    stored = await read_all(kafka, "lrx.course-recipients", "CourseRecipients")
+    assert [v["recipients"] for v in stored] == [["cmars"], ["tahsn"], ["cmars"]]

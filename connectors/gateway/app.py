@@ -18,7 +18,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from connectors.lms.course_subscriptions import change_course_recipients, course_recipients
+from connectors.lms.course_subscriptions import (
+    CourseRecipientsView,
+    course_recipients,
+    same_subscription,
+)
 from connectors.lms.formats import LmsContext, map_batch
 from connectors.lms.learning_record_json import user_profile_from_json
 from connectors.lms.problems import (
@@ -59,6 +63,7 @@ CONFIG = web.AppKey("config", GatewayConfig)
 PUBLISHER = web.AppKey("publisher", LmsPublisher)
 METRICS = web.AppKey("metrics", "GatewayMetrics")
 CODEC = web.AppKey("codec", Codec)
+COURSES = web.AppKey("courses", CourseRecipientsView)
 SITE = web.RequestKey("site", str)  # the site the bearer token belongs to
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -96,6 +101,8 @@ def create_app(config: GatewayConfig, publisher: LmsPublisher | None = None) -> 
         app[PUBLISHER] = publisher
     else:
         app.cleanup_ctx.append(_publisher_context)
+    app[COURSES] = CourseRecipientsView(config.kafka, config.admin_timeout, app[CODEC])
+    app.on_cleanup.append(_stop_following_courses)
     app.router.add_post("/v1/learning-records", _completions("lrx"))
     app.router.add_post("/v1/moodle/events", _completions("moodle"))
     app.router.add_post("/xapi/statements", _completions("xapi"))
@@ -113,6 +120,10 @@ async def _publisher_context(app: web.Application) -> AsyncIterator[None]:
     async with LmsPublisher(config.kafka, timeout=config.ingest_timeout) as publisher:
         app[PUBLISHER] = publisher
         yield
+
+
+async def _stop_following_courses(app: web.Application) -> None:
+    await app[COURSES].close()
 
 
 @web.middleware
@@ -229,21 +240,19 @@ async def put_course_recipients(request: web.Request) -> web.Response:
         config.recipients,
         datetime.now(UTC),
     )
-    change = await change_course_recipients(
-        config.kafka,
-        config.admin_timeout,
-        request.app[CODEC],
-        request[SITE],
-        value["course_id"],
-        lambda _: value,
-        publish=request.app[PUBLISHER].publish_course_recipients,
-    )
+    # The live view, not a read of the whole topic per request (issue 10).
+    courses = request.app[COURSES]
+    before = await courses.current(request[SITE], value["course_id"])
+    changed = before is None or not same_subscription(before, value)
+    if changed:
+        await request.app[PUBLISHER].publish_course_recipients(value)
+        courses.remember(value)
     return web.json_response(
         {
             "course_id": value["course_id"],
             "recipients": value["recipients"],
             "required_activities": value["required_activities"],
-            "changed": change.changed,
+            "changed": changed,
         }
     )
 

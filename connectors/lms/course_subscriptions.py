@@ -14,6 +14,8 @@ course lists each resolved recipient once: adding `tahsn` to a course that has
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,13 +25,15 @@ from typing import Any
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS, course_key, key_part_problem
 from streams.kafka.connection import KafkaConnection
-from streams.kafka.topic_reader import read_compacted_topic
+from streams.kafka.errors import KafkaUnavailable
+from streams.kafka.topic_reader import follow_topic, read_compacted_topic
 from streams.rules.recipients import RecipientDirectory, UnknownRecipientError
 
 from .problems import InvalidInput, Problem
 from .publisher import LmsPublisher
 
 __all__ = [
+    "CourseRecipientsView",
     "CourseRecipients",
     "SubscriptionChange",
     "course_recipients",
@@ -278,3 +282,101 @@ def _resolves_to(directory: RecipientDirectory, name: str) -> str | None:
         return directory.resolve(name)
     except UnknownRecipientError:
         return None  # a recipient since removed from LRX_RECIPIENTS: only its own name matches
+
+
+class CourseRecipientsView:
+    """Every course's current subscription, read once and then followed live.
+
+    A long-running process (the gateway) keeps one, so that a change compares with
+    the current value without reading the whole topic again on every request. It
+    starts following on first use; `close()` stops it.
+    """
+
+    def __init__(
+        self, kafka: KafkaConnection, timeout: float, codec: Codec, retry_after: float = 5.0
+    ) -> None:
+        self.kafka = kafka
+        self.timeout = timeout
+        self.codec = codec
+        self.retry_after = retry_after
+        self.courses: dict[tuple[str, str], CourseRecipients] = {}
+        self.ready = asyncio.Event()
+        self.reads = 0  # times the topic was read from its start
+        self._task: asyncio.Task[None] | None = None
+
+    async def current(self, site: str, course_id: str) -> CourseRecipients | None:
+        """The course's value now; KafkaUnavailable if the topic cannot be read in time."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._follow(), name="follow course recipients")
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.ready.wait()
+        except TimeoutError:
+            raise KafkaUnavailable(
+                f"{COURSE_RECIPIENTS} could not be read within {self.timeout:g}s"
+            ) from None
+        return self.courses.get((site, course_id))
+
+    def remember(self, value: CourseRecipients) -> None:
+        """A value this process wrote and Kafka acknowledged: in force before it reads it back."""
+        self.courses[(value["site"], value["course_id"])] = value
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _follow(self) -> None:
+        while True:
+            self.reads += 1
+            courses: dict[tuple[str, str], CourseRecipients] = {}
+            by_key: dict[bytes, tuple[str, str]] = {}
+
+            def caught_up(courses: dict[tuple[str, str], CourseRecipients] = courses) -> None:
+                self.courses = courses
+                self.ready.set()
+
+            try:
+                async for message in follow_topic(
+                    self.kafka, COURSE_RECIPIENTS, timeout=self.timeout, caught_up=caught_up
+                ):
+                    self._apply(courses, by_key, message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # Kafka gone: report, wait, read again from the start
+                self.ready.clear()
+                log.warning(
+                    "following %s failed, again in %ss: %s",
+                    COURSE_RECIPIENTS,
+                    self.retry_after,
+                    error,
+                )
+                await asyncio.sleep(self.retry_after)
+
+    def _apply(
+        self,
+        courses: dict[tuple[str, str], CourseRecipients],
+        by_key: dict[bytes, tuple[str, str]],
+        message: Any,
+    ) -> None:
+        key = message.key or b""
+        if message.value is None:
+            if key in by_key:
+                courses.pop(by_key.pop(key), None)
+            return
+        try:
+            value = self.codec.decode("CourseRecipients", message.value)
+        except CodecError as error:
+            log.warning(
+                "%s[%d]@%d (key %r) is not a CourseRecipients, skipped: %s",
+                COURSE_RECIPIENTS,
+                message.partition,
+                message.offset,
+                key,
+                error,
+            )
+            return
+        by_key[key] = (value["site"], value["course_id"])
+        courses[by_key[key]] = value

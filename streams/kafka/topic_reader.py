@@ -34,6 +34,7 @@ __all__ = [
     "read_compacted_topic",
     "read_to_end",
     "read_topic",
+    "follow_topic",
 ]
 
 log = logging.getLogger(__name__)
@@ -174,3 +175,36 @@ async def read_to_end(
                 remaining.discard(tp)
         if remaining and time.monotonic() - last_progress > timeout:
             raise stalled(sorted(remaining))
+
+
+async def follow_topic(
+    kafka: KafkaConnection,
+    topic: str,
+    *,
+    timeout: float,
+    caught_up: Callable[[], None],
+) -> AsyncIterator[ConsumerRecord]:
+    """Every message of `topic` from its start, then each new one as it comes, until cancelled.
+
+    `caught_up()` is called once the end offsets found at the start are reached.
+    Raises KafkaStalled if that first read makes no progress for `timeout` seconds.
+    """
+
+    def stalled(remaining: list[TopicPartition]) -> KafkaStalled:
+        return KafkaStalled(f"reading {topic} made no progress for {timeout:g}s")
+
+    consumer = reading_consumer(kafka, timeout)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
+        async for message in read_to_end(
+            consumer, tps, timeout=timeout, stalled=stalled, past_end=True
+        ):
+            yield message
+        caught_up()
+        while True:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                for message in messages:
+                    yield message
+    finally:
+        await consumer.stop()
