@@ -201,20 +201,28 @@ async def read_course_recipients(
     )
     courses: dict[tuple[str, str], CourseRecipients] = {}
     for key, found in latest.items():
-        try:
-            value = codec.decode("CourseRecipients", found.value)
-        except CodecError as error:
-            log.warning(
-                "%s[%d]@%d (key %r) is not a CourseRecipients, skipped: %s",
-                COURSE_RECIPIENTS,
-                found.partition,
-                found.offset,
-                key,
-                error,
-            )
-            continue
-        courses[(value["site"], value["course_id"])] = value
+        value = _decoded(codec, key, found.value, found.partition, found.offset)
+        if value is not None:
+            courses[(value["site"], value["course_id"])] = value
     return courses
+
+
+def _decoded(
+    codec: Codec, key: bytes, value: bytes, partition: int, offset: int
+) -> CourseRecipients | None:
+    """The value as a CourseRecipients, or None (with a warning naming where it is)."""
+    try:
+        return codec.decode("CourseRecipients", value)
+    except CodecError as error:
+        log.warning(
+            "%s[%d]@%d (key %r) is not a CourseRecipients, skipped: %s",
+            COURSE_RECIPIENTS,
+            partition,
+            offset,
+            key,
+            error,
+        )
+        return None
 
 
 async def publish_course_recipients(
@@ -299,9 +307,8 @@ class CourseRecipientsView:
         self.timeout = timeout
         self.codec = codec
         self.retry_after = retry_after
-        self.courses: dict[tuple[str, str], CourseRecipients] = {}
+        self.courses: dict[bytes, CourseRecipients] = {}  # by course key
         self.ready = asyncio.Event()
-        self.reads = 0  # times the topic was read from its start
         self._task: asyncio.Task[None] | None = None
 
     async def current(self, site: str, course_id: str) -> CourseRecipients | None:
@@ -315,11 +322,11 @@ class CourseRecipientsView:
             raise KafkaUnavailable(
                 f"{COURSE_RECIPIENTS} could not be read within {self.timeout:g}s"
             ) from None
-        return self.courses.get((site, course_id))
+        return self.courses.get(course_key(site, course_id))
 
     def remember(self, value: CourseRecipients) -> None:
         """A value this process wrote and Kafka acknowledged: in force before it reads it back."""
-        self.courses[(value["site"], value["course_id"])] = value
+        self.courses[course_key(value["site"], value["course_id"])] = value
 
     async def close(self) -> None:
         if self._task is not None:
@@ -330,11 +337,9 @@ class CourseRecipientsView:
 
     async def _follow(self) -> None:
         while True:
-            self.reads += 1
-            courses: dict[tuple[str, str], CourseRecipients] = {}
-            by_key: dict[bytes, tuple[str, str]] = {}
+            courses: dict[bytes, CourseRecipients] = {}
 
-            def caught_up(courses: dict[tuple[str, str], CourseRecipients] = courses) -> None:
+            def caught_up(courses: dict[bytes, CourseRecipients] = courses) -> None:
                 self.courses = courses
                 self.ready.set()
 
@@ -342,7 +347,13 @@ class CourseRecipientsView:
                 async for message in follow_topic(
                     self.kafka, COURSE_RECIPIENTS, timeout=self.timeout, caught_up=caught_up
                 ):
-                    self._apply(courses, by_key, message)
+                    key = message.key or b""
+                    if message.value is None:
+                        courses.pop(key, None)
+                    elif value := _decoded(
+                        self.codec, key, message.value, message.partition, message.offset
+                    ):
+                        courses[key] = value
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # Kafka gone: report, wait, read again from the start
@@ -354,29 +365,3 @@ class CourseRecipientsView:
                     error,
                 )
                 await asyncio.sleep(self.retry_after)
-
-    def _apply(
-        self,
-        courses: dict[tuple[str, str], CourseRecipients],
-        by_key: dict[bytes, tuple[str, str]],
-        message: Any,
-    ) -> None:
-        key = message.key or b""
-        if message.value is None:
-            if key in by_key:
-                courses.pop(by_key.pop(key), None)
-            return
-        try:
-            value = self.codec.decode("CourseRecipients", message.value)
-        except CodecError as error:
-            log.warning(
-                "%s[%d]@%d (key %r) is not a CourseRecipients, skipped: %s",
-                COURSE_RECIPIENTS,
-                message.partition,
-                message.offset,
-                key,
-                error,
-            )
-            return
-        by_key[key] = (value["site"], value["course_id"])
-        courses[by_key[key]] = value
