@@ -14,16 +14,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from aiohttp import ClientSession, ClientTimeout
 
 from connectors.lms.moodle_events import COURSE_COMPLETED, MODULE_COMPLETION_UPDATED
 from connectors.lms.xapi_statements import COMPLETED
 from deploy.settings import Settings
+from deploy.wiring import kafka_connection
 from schemas.codec import Codec
-from schemas.topics import INELIGIBLE, PENDING, dlq_topic
-from streams.kafka.topic_reader import read_compacted_topic, read_topic
+from streams.read_model.record_fate import Fate, outcomes_by_record, read_outcomes
 from streams.rules.colleges import CollegeRegistry
 from streams.rules.reporting_period import ReportingCalendar
 
@@ -242,8 +241,7 @@ class Outcomes:
 
 
 async def account_for(settings: Settings, sent: set[str]) -> Outcomes:
-    """Where each record is now, from the emulator and the outcome topics."""
-    codec = Codec.default()
+    """Where each record is now: the emulator for delivered, the read model for the rest."""
     outcomes = Outcomes()
     emulator = f"http://{settings.emulator_host}:{settings.emulator_port}"
     async with (
@@ -252,31 +250,19 @@ async def account_for(settings: Settings, sent: set[str]) -> Outcomes:
     ):
         inventory = await answer.json()
     outcomes.delivered = {r["record_id"] for r in inventory["records"]} & sent
-    for found in (
-        await read_compacted_topic(
-            settings.kafka_connection(), PENDING, timeout=settings.admin_kafka_timeout
-        )
-    ).values():
-        record = codec.decode_any(found.value)[1]
-        outcomes.pending[record["record_id"]] = "held"
-    for record in await _decoded(settings, INELIGIBLE, codec):
-        outcomes.ineligible[record["record_id"]] = record["reason"]
-    for letter in await _decoded(settings, dlq_topic("cmars"), codec):
-        if letter.get("record_id"):
-            outcomes.dead_lettered[letter["record_id"]] = letter["reason_code"]
-    for mapping in (outcomes.pending, outcomes.ineligible, outcomes.dead_lettered):
-        for record_id in set(mapping) - sent:
-            del mapping[record_id]  # earlier runs' records
+    contents = await read_outcomes(
+        kafka_connection(settings), settings.admin_kafka_timeout, settings.recipients
+    )
+    fates = outcomes_by_record(contents, settings.recipients, Codec.default(), sent)
+    for record_id, found in fates.items():
+        for outcome in found:
+            if outcome.fate is Fate.PENDING:
+                outcomes.pending[record_id] = "held"
+            elif outcome.fate is Fate.INELIGIBLE:
+                outcomes.ineligible[record_id] = outcome.reason
+            elif outcome.fate is Fate.DEAD_LETTERED:
+                outcomes.dead_lettered[record_id] = outcome.reason
     return outcomes
-
-
-async def _decoded(settings: Settings, topic: str, codec: Codec) -> list[dict[str, Any]]:
-    return [
-        codec.decode_any(m.value)[1]
-        for m in await read_topic(
-            settings.kafka_connection(), topic, timeout=settings.admin_kafka_timeout
-        )
-    ]
 
 
 def tally(outcomes: Outcomes, sent: set[str]) -> tuple[list[tuple[str, int]], int, list[str]]:

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from deploy.record_trace import trace_user
+from deploy.record_trace import record_lines, trace_lines, trace_user
 from deploy.settings import Settings
 
 
@@ -33,7 +33,7 @@ def command(
     """
     trace = asyncio.run(trace_user(settings, site, user_id, course_id))
     if not as_json:
-        click.echo("\n".join(trace.lines()))
+        click.echo("\n".join(trace_lines(trace)))
         return
     for record in trace.records:
         click.echo(
@@ -44,7 +44,11 @@ def command(
                     "source": record.record["source"],
                     "completed_at": record.record["completed_at"].isoformat(),
                     "period": record.period,
-                    "outcomes": record.outcomes,
+                    "outcomes": record_lines(record),
+                    "fates": [
+                        {"fate": str(o.fate), "recipient": o.recipient, "reason": o.reason}
+                        for o in record.outcomes
+                    ],
                 }
             )
         )

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from schemas.topics import INELIGIBLE, PENDING, course_key, outbox_topic
+from streams.rules.activity_completions import with_completion
 from streams.rules.eligibility import ProfileState, completed_activity
 from streams.rules.routing import (
     Hold,
@@ -274,16 +275,11 @@ class Pipeline:
 
     def _record_activity(self, user: str, record: Mapping[str, Any]) -> bool:
         """Remember a completed activity in the user's completions; True if it was one."""
-        cmid = completed_activity(record)
-        if cmid is None:
+        if completed_activity(record) is None:
             return False
-        completed_ms = int(record["completed_at"].timestamp() * 1000)
-        completions = {k: list(v) for k, v in (self.completions.get(user) or {}).items()}
-        times = completions.setdefault(cmid, [])
-        if completed_ms not in times:
-            times.append(completed_ms)
-            times.sort()
-            self.completions[user] = completions
+        updated = with_completion(self.completions.get(user), record)
+        if updated is not None:
+            self.completions[user] = updated
         return True
 
     async def _recheck_held(
