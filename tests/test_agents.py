@@ -31,8 +31,7 @@ from streams.rules.reporting_period import ReportingCalendar
 from streams.rules.routing import Reject, Route, RoutingRules, Subscription
 from streams.worker.app import PipelineApp
 from streams.worker.decision_log import DecisionLog, DecisionLogError, apply_output
-from streams.worker.faust_codec import Decoded
-from streams.worker.messages import MessageWriter
+from streams.worker.messages import Decoded, MessageWriter
 from streams.worker.pipeline import Pipeline
 from tests.pipeline_support import CODEC, SITE, learning_record, profile
 
@@ -93,6 +92,11 @@ def make_pipeline(
     return pipeline, outputs, reads
 
 
+def read(record: dict) -> Decoded:
+    """The record as the worker receives it from lms.learning-records."""
+    return Decoded(encoded(record), "LearningRecord", record)
+
+
 def encoded(record: dict) -> bytes:
     return CODEC.encode("LearningRecord", record)
 
@@ -102,7 +106,7 @@ async def test_eligible_record_is_routed_once_even_when_republished() -> None:
     await pipeline.on_profile(0, KEY, profile("u1", "CA-ON-CPSO-12345"))
     record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
     for _ in range(2):
-        await pipeline.on_learning_record(0, KEY, record, encoded(record))
+        await pipeline.on_learning_record(0, KEY, read(record))
     [(topic, key, value, partition)] = outputs.sent
     assert (topic, key, partition) == (outbox_topic("cmars"), KEY, 0)
     routed = CODEC.decode("RoutedRecord", value)
@@ -116,14 +120,14 @@ async def test_a_restarted_worker_does_not_route_what_its_predecessor_wrote() ->
     log = DecisionLog(routed={("cmars", record["record_id"])})
     pipeline, outputs, _ = make_pipeline(Clock("2026-11-20T12:00:00+00:00"), {2: log})
     await pipeline.on_profile(2, KEY, profile("u1", "CA-ON-CPSO-12345"))
-    await pipeline.on_learning_record(2, KEY, record, encoded(record))
+    await pipeline.on_learning_record(2, KEY, read(record))
     assert outputs.sent == []
 
 
 async def test_release_tombstones_only_after_the_outbox_write_is_acknowledged() -> None:
     pipeline, outputs, _ = make_pipeline(Clock("2026-11-20T12:00:00+00:00"))
     record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
-    await pipeline.on_learning_record(1, KEY, record, encoded(record))
+    await pipeline.on_learning_record(1, KEY, read(record))
     assert [s[0] for s in outputs.sent] == [PENDING]
     await pipeline.on_profile(1, KEY, profile("u1", "College of Midwives of Ontario | 0042"))
     assert [s[0] for s in outputs.sent] == [PENDING, outbox_topic("cmars"), PENDING]
@@ -139,18 +143,18 @@ async def test_course_completion_waits_for_its_required_activity_in_the_same_per
     pipeline, outputs, _ = make_pipeline(Clock("2026-11-20T12:00:00+00:00"))
     await pipeline.on_profile(0, KEY, profile("u1", "CA-ON-CPSO-12345"))
     course = learning_record("u1", "c4", "2026-10-01T10:00:00Z")
-    await pipeline.on_learning_record(0, KEY, course, encoded(course))
+    await pipeline.on_learning_record(0, KEY, read(course))
     assert [s[0] for s in outputs.sent] == [PENDING]
     # An activity completed in the previous period does not count.
     old = learning_record(
         "u1", "c4", "2026-03-01T10:00:00Z", source="activity_completion", cmid="501"
     )
-    await pipeline.on_learning_record(0, KEY, old, encoded(old))
+    await pipeline.on_learning_record(0, KEY, read(old))
     assert pipeline.pending_count() == 1
     activity = learning_record(
         "u1", "c4", "2026-10-02T10:00:00Z", source="activity_completion", cmid="501"
     )
-    await pipeline.on_learning_record(0, KEY, activity, encoded(activity))
+    await pipeline.on_learning_record(0, KEY, read(activity))
     routed = {
         CODEC.decode("RoutedRecord", s[2])["record_id"] for s in outputs.to(outbox_topic("cmars"))
     }
@@ -170,7 +174,7 @@ async def test_held_records_become_ineligible_with_their_reason_when_the_period_
     if oci_id is not None:
         await pipeline.on_profile(3, KEY, profile("u1", oci_id))
     record = learning_record("u1", "c1", "2027-03-30T10:00:00Z")
-    await pipeline.on_learning_record(3, KEY, record, encoded(record))
+    await pipeline.on_learning_record(3, KEY, read(record))
     assert await pipeline.close_periods([3]) == 0, "2026-27 has not closed yet"
     clock.now = datetime(2027, 4, 1, 4, 0, tzinfo=UTC)  # midnight in Toronto
     assert await pipeline.close_periods([3]) == 1
@@ -192,14 +196,14 @@ def test_spliced_messages_equal_a_full_encoding() -> None:
     record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
     now = datetime(2026, 11, 20, tzinfo=UTC)
     route = Route("cmars", OciId.of("CA-ON-CPSO", "012345"), "2026-27")
-    spliced, headers = writer.routed(route, record, encoded(record), now)
-    full, _ = writer.routed(route, record, None, now)
+    spliced, headers = writer.routed(route, read(record), now)
+    full, _ = writer.routed(route, Decoded.of_record(record), now)
     assert spliced == full
     assert dict(headers)["lrx-record-id"] == record["record_id"].encode()
     reject = Reject("voided", "the LMS voided this record", None, "2026-27")
     assert (
-        writer.ineligible(reject, record, encoded(record), now)[0]
-        == writer.ineligible(reject, record, None, now)[0]
+        writer.ineligible(reject, read(record), now)[0]
+        == writer.ineligible(reject, Decoded.of_record(record), now)[0]
     )
     assert CODEC.decode("RoutedRecord", spliced)["oci_id"]["licence"] == "012345"
 
@@ -341,7 +345,7 @@ async def test_a_failed_sweep_does_not_surface_in_the_next_batch() -> None:
     async def read_held(partitions: Iterable[int]) -> dict[int, DecisionLog]:
         reads.append(list(partitions))
         decisions = DecisionLog()
-        decisions.hold(KEY, held, encoded(held))
+        decisions.hold(KEY, read(held))
         return {p: decisions for p in partitions}
 
     pipeline.read_decision_log = read_held
@@ -379,7 +383,7 @@ async def test_a_record_with_an_unreadable_output_is_not_decided_again() -> None
     logs = {0: DecisionLog(unreadable={record["record_id"]})}
     pipeline, outputs, _ = make_pipeline(Clock("2026-11-20T12:00:00+00:00"), logs)
     await pipeline.on_profile(0, KEY, profile("u1", "CA-ON-CPSO-12345"))
-    await pipeline.on_learning_record(0, KEY, record, encoded(record))
+    await pipeline.on_learning_record(0, KEY, read(record))
     assert outputs.sent == []
 
 

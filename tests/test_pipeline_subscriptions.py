@@ -86,7 +86,7 @@ async def test_a_reread_after_a_failure_rebuilds_the_subscriptions_and_reports_b
         message(1, course_key(SITE, "c2"), b"not avro"),
     ]
     monkeypatch.setattr(topic_snapshot, "AIOKafkaConsumer", ScriptedConsumer)
-    monkeypatch.setattr(subscriptions, "partitions_of", one_partition)
+    monkeypatch.setattr(topic_snapshot, "partitions_of", one_partition)
     settings = Settings()
     observer = CountingObserver()
     directory = RecipientDirectory.from_settings(settings.recipients, settings.recipient_aliases)

@@ -33,7 +33,7 @@ from streams.rules.oci_id import parse_oci_id
 from streams.rules.recipients import RecipientDirectory
 from streams.rules.reporting_period import ReportingCalendar
 from streams.rules.routing import Reject, Route, RoutingRules
-from streams.worker.messages import MessageWriter
+from streams.worker.messages import Decoded, MessageWriter
 from tests.pipeline_support import SITE, course_recipients, learning_record, profile
 
 CODEC = Codec.default()
@@ -67,7 +67,7 @@ class Topics(dict):
 
 def routed(topics: Topics, record: dict, recipient: str = "cmars") -> None:
     route = Route(recipient, parse_oci_id(OCI, RULES.colleges), "2026-2027")
-    value, headers = WRITER.routed(route, record, None, NOW)
+    value, headers = WRITER.routed(route, Decoded.of_record(record), NOW)
     topics.add(outbox_topic(recipient), user_key(SITE, record["user_id"]), value, headers)
 
 
@@ -118,11 +118,11 @@ def test_each_fate_is_read_from_the_topic_that_records_it():
     receipt(topics, delivered)
     dead_letter(topics, dead["record_id"])
     value, headers = WRITER.ineligible(
-        Reject("not_complete", "the attempt is incomplete"), rejected, None, NOW
+        Reject("not_complete", "the attempt is incomplete"), Decoded.of_record(rejected), NOW
     )
     topics.add(INELIGIBLE, rejected["record_id"].encode(), value, headers)
     for record in (held, released):
-        topics.add(PENDING, record["record_id"].encode(), WRITER.pending(record, None))
+        topics.add(PENDING, record["record_id"].encode(), WRITER.pending(Decoded.of_record(record)))
     topics.add(PENDING, released["record_id"].encode(), None)  # released: a tombstone
 
     fates = outcomes_by_record(topics, ["cmars"], CODEC)
@@ -222,7 +222,7 @@ def test_a_user_trace_holds_profile_subscriptions_outcomes_and_dead_lettered_inp
     topics.add(COURSE_RECIPIENTS, course_key(SITE, "c3"), None)  # unsubscribed since
     routed(topics, delivered)
     receipt(topics, delivered)
-    topics.add(PENDING, held["record_id"].encode(), WRITER.pending(held, None))
+    topics.add(PENDING, held["record_id"].encode(), WRITER.pending(Decoded.of_record(held)))
     dead_letter(
         topics,
         None,

@@ -45,9 +45,9 @@ from streams.kafka.connection import KafkaConnection
 from streams.rules.record_identity import record_id_of
 from streams.rules.routing import RoutingRules
 from streams.worker.decision_log import read_decision_log
-from streams.worker.faust_codec import CODEC_NAME, Decoded, register_codec
+from streams.worker.faust_codec import CODEC_NAME, register_codec
 from streams.worker.faust_transport import FaustApp
-from streams.worker.messages import MessageWriter
+from streams.worker.messages import Decoded, MessageWriter
 from streams.worker.observer import Decision, PipelineObserver
 from streams.worker.pipeline import Clock, Pipeline
 from streams.worker.subscriptions import SubscriptionReader
@@ -323,7 +323,7 @@ class PipelineApp:
         own_id = record_id_of(value.record)
         if record_id != own_id:
             return "wrong_record_id", f"record_id {record_id!r} is not the record's id {own_id!r}"
-        await self.pipeline.on_learning_record(partition, key, value.record, value.raw)
+        await self.pipeline.on_learning_record(partition, key, value)
         return None
 
     async def dead_letter(self, message: Any, value: Decoded | None, code: str, text: str) -> None:

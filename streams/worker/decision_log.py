@@ -28,10 +28,10 @@ from schemas.codec import Codec, CodecError
 from schemas.topics import INELIGIBLE, PENDING, outbox_topic, user_key
 from streams.kafka.connection import KafkaConnection
 from streams.kafka.topic_reader import read_to_end, reading_consumer
-from streams.worker.messages import REASON_HEADER, RECIPIENT_HEADER, RECORD_ID_HEADER
+from streams.worker.messages import REASON_HEADER, RECIPIENT_HEADER, RECORD_ID_HEADER, Decoded
 from streams.worker.observer import PipelineObserver
 
-__all__ = ["DecisionLog", "DecisionLogError", "PendingRecord", "apply_output", "read_decision_log"]
+__all__ = ["DecisionLog", "DecisionLogError", "apply_output", "read_decision_log"]
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +41,22 @@ class DecisionLogError(RuntimeError):
 
 
 @dataclass
-class PendingRecord:
-    record: dict[str, Any]
-    raw: bytes | None
-
-
-@dataclass
 class DecisionLog:
     """Decisions of one partition: routed, rejected, and held (pending) records."""
 
     routed: set[tuple[str, str]] = field(default_factory=set)  # (recipient, record id)
     rejected: set[tuple[str, str, str]] = field(default_factory=set)  # (id, reason, recipient)
-    pending: dict[bytes, dict[str, PendingRecord]] = field(default_factory=dict)  # by user key
+    pending: dict[bytes, dict[str, Decoded]] = field(default_factory=dict)  # by user key
     holder: dict[str, bytes] = field(default_factory=dict)  # user key of each pending record id
     unreadable: set[str] = field(default_factory=set)  # ids with an output we cannot decode
 
     def is_pending(self, record_id: str) -> bool:
         return record_id in self.holder
 
-    def hold(self, key: bytes, record: dict[str, Any], raw: bytes | None) -> None:
-        self.pending.setdefault(key, {})[record["record_id"]] = PendingRecord(record, raw)
-        self.holder[record["record_id"]] = key
+    def hold(self, key: bytes, value: Decoded) -> None:
+        record_id = value.record["record_id"]
+        self.pending.setdefault(key, {})[record_id] = value
+        self.holder[record_id] = key
 
     def release(self, record_id: str) -> None:
         key = self.holder.pop(record_id, None)
@@ -169,7 +164,9 @@ def _apply_pending(
     if value is None:
         _mark_unreadable(decisions, message, record_id)
         return
-    decisions.hold(user_key(value["site"], value["user_id"]), value, message.value)
+    decisions.hold(
+        user_key(value["site"], value["user_id"]), Decoded(message.value, "LearningRecord", value)
+    )
 
 
 def _id_from_key(topic: str, message: Any) -> str | None:

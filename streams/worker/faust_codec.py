@@ -10,26 +10,16 @@ the exact bytes, and dead-letters it itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from faust.serializers import codecs
 
 from schemas.codec import Codec, CodecError
+from streams.worker.messages import Decoded
 
 __all__ = ["CODEC_NAME", "Decoded", "AvroFaustCodec", "register_codec"]
 
 CODEC_NAME = "lrx-avro"
-
-
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """A consumed value: its message name and record, or why it could not be read."""
-
-    raw: bytes
-    name: str | None = None
-    record: dict[str, Any] | None = None
-    error: CodecError | None = None
 
 
 class AvroFaustCodec(codecs.Codec):

@@ -7,14 +7,14 @@ pipeline's hottest path), and a held record is written back as it came.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from schemas.codec import Codec
+from schemas.codec import Codec, CodecError
 from streams.rules.routing import Reject, Route
 
-__all__ = ["MessageWriter", "RECORD_ID_HEADER", "REASON_HEADER", "RECIPIENT_HEADER"]
+__all__ = ["Decoded", "MessageWriter", "RECORD_ID_HEADER", "REASON_HEADER", "RECIPIENT_HEADER"]
 
 # Headers let a worker read back its decisions without decoding every value.
 RECORD_ID_HEADER = "lrx-record-id"
@@ -22,6 +22,25 @@ REASON_HEADER = "lrx-reason"
 RECIPIENT_HEADER = "lrx-recipient"
 
 Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A consumed value: its message name and record, or why it could not be read.
+
+    It travels through the pipeline whole, so an output can reuse the exact bytes
+    the record came in (`raw`); `raw` is None only for a record built here.
+    """
+
+    raw: bytes | None
+    name: str | None = None
+    record: dict[str, Any] | None = None
+    error: CodecError | None = None
+
+    @classmethod
+    def of_record(cls, record: dict[str, Any]) -> Decoded:
+        """A LearningRecord that was not read from bytes: outputs encode it afresh."""
+        return cls(None, "LearningRecord", record)
 
 
 class MessageWriter:
@@ -32,9 +51,8 @@ class MessageWriter:
         self._routed = codec.splicer("RoutedRecord")
         self._ineligible = codec.splicer("IneligibleRecord")
 
-    def routed(
-        self, route: Route, record: Mapping[str, Any], raw: bytes | None, now: datetime
-    ) -> tuple[bytes, Headers]:
+    def routed(self, route: Route, value: Decoded, now: datetime) -> tuple[bytes, Headers]:
+        record = value.record
         record_id = record["record_id"]
         fields = {
             "record_id": record_id,
@@ -44,11 +62,10 @@ class MessageWriter:
             "routed_at": now,
         }
         headers = [(RECORD_ID_HEADER, record_id.encode())]
-        return self._routed.encode(fields, record, raw), headers
+        return self._routed.encode(fields, record, value.raw), headers
 
-    def ineligible(
-        self, reject: Reject, record: Mapping[str, Any], raw: bytes | None, now: datetime
-    ) -> tuple[bytes, Headers]:
+    def ineligible(self, reject: Reject, value: Decoded, now: datetime) -> tuple[bytes, Headers]:
+        record = value.record
         record_id = record["record_id"]
         fields = {
             "record_id": record_id,
@@ -63,9 +80,9 @@ class MessageWriter:
             (REASON_HEADER, str(reject.reason).encode()),
             (RECIPIENT_HEADER, (reject.recipient or "").encode()),
         ]
-        return self._ineligible.encode(fields, record, raw), headers
+        return self._ineligible.encode(fields, record, value.raw), headers
 
-    def pending(self, record: Mapping[str, Any], raw: bytes | None) -> bytes:
-        if raw is not None and self.codec.is_current("LearningRecord", raw):
-            return raw
-        return self.codec.encode("LearningRecord", record)
+    def pending(self, value: Decoded) -> bytes:
+        if value.raw is not None and self.codec.is_current("LearningRecord", value.raw):
+            return value.raw
+        return self.codec.encode("LearningRecord", value.record)

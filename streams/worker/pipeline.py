@@ -42,7 +42,7 @@ from streams.rules.routing import (
     profile_to_table,
 )
 from streams.worker.decision_log import DecisionLog
-from streams.worker.messages import MessageWriter
+from streams.worker.messages import Decoded, MessageWriter
 from streams.worker.observer import Decision, PipelineObserver
 
 __all__ = ["Outputs", "Pipeline", "Clock", "DecisionLogReader"]
@@ -118,15 +118,13 @@ class Pipeline:
 
     # --- events
 
-    async def on_learning_record(
-        self, partition: int, key: bytes, record: dict[str, Any], raw: bytes | None
-    ) -> None:
+    async def on_learning_record(self, partition: int, key: bytes, value: Decoded) -> None:
         async with self._step() as current:
             decisions = await self._decision_log(current, partition)
             user = key.decode()
-            is_activity = self._record_activity(user, record)
-            outcomes = self._decide(user, record)
-            released = await self._apply(current, partition, key, record, raw, outcomes, decisions)
+            is_activity = self._record_activity(user, value.record)
+            outcomes = self._decide(user, value.record)
+            released = await self._apply(current, partition, key, value, outcomes, decisions)
             if is_activity:
                 released += await self._recheck_held(current, partition, key, decisions)
             self._release(current, partition, decisions, released)
@@ -163,7 +161,7 @@ class Pipeline:
                             now,
                         )
                         released += await self._apply(
-                            current, partition, key, record, pending.raw, outcomes, decisions
+                            current, partition, key, pending, outcomes, decisions
                         )
                 closed += len(released)
                 self._release(current, partition, decisions, released)
@@ -293,9 +291,7 @@ class Pipeline:
         user = key.decode()
         for pending in sorted(held.values(), key=lambda p: p.record["completed_at"]):
             outcomes = self._decide(user, pending.record)
-            released += await self._apply(
-                current, partition, key, pending.record, pending.raw, outcomes, decisions
-            )
+            released += await self._apply(current, partition, key, pending, outcomes, decisions)
         return released
 
     async def _apply(
@@ -303,13 +299,12 @@ class Pipeline:
         current: _Batch,
         partition: int,
         key: bytes,
-        record: dict[str, Any],
-        raw: bytes | None,
+        value: Decoded,
         outcomes: list[Outcome],
         decisions: DecisionLog,
     ) -> list[str]:
         """Write what is new in outcomes; returns [record id] if a held record is now decided."""
-        record_id = record["record_id"]
+        record_id = value.record["record_id"]
         if record_id in decisions.unreadable:
             log.error(
                 "record %s is not decided again: partition %s has an output of it that "
@@ -329,23 +324,23 @@ class Pipeline:
             if isinstance(outcome, Route):
                 if (outcome.recipient, record_id) in decisions.routed:
                     continue
-                value, headers = self.writer.routed(outcome, record, raw, now)
-                messages.append((outbox_topic(outcome.recipient), key, value, headers))
+                encoded, headers = self.writer.routed(outcome, value, now)
+                messages.append((outbox_topic(outcome.recipient), key, encoded, headers))
                 routed.append((outcome.recipient, record_id))
             elif isinstance(outcome, Reject):
                 seen = (record_id, str(outcome.reason), outcome.recipient or "")
                 if seen in decisions.rejected:
                     continue
-                value, headers = self.writer.ineligible(outcome, record, raw, now)
-                messages.append((INELIGIBLE, record_id.encode(), value, headers))
+                encoded, headers = self.writer.ineligible(outcome, value, now)
+                messages.append((INELIGIBLE, record_id.encode(), encoded, headers))
                 rejected.append(seen)
             elif isinstance(outcome, Hold):
                 hold = outcome
         held_value = None
         if hold is not None and not decisions.is_pending(record_id):
-            held_value = self.writer.pending(record, raw)
-        for topic, message_key, value, headers in messages:
-            await current.outputs.send(topic, message_key, value, partition, headers)
+            held_value = self.writer.pending(value)
+        for topic, message_key, encoded, headers in messages:
+            await current.outputs.send(topic, message_key, encoded, partition, headers)
         decisions.routed.update(routed)
         decisions.rejected.update(rejected)
         for _ in routed:
@@ -359,7 +354,7 @@ class Pipeline:
             await self._settle(current)
         if held_value is not None:
             await current.outputs.send(PENDING, record_id.encode(), held_value, partition)
-            decisions.hold(key, record, raw)
+            decisions.hold(key, value)
             self.observer.decided(Decision.HELD, str(hold.reason))
             log.debug("holding %s: %s", record_id, hold.detail)
         return []

@@ -14,12 +14,10 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS
 from streams.kafka.connection import KafkaConnection
-from streams.kafka.topic_reader import partitions_of, read_to_end, reading_consumer
+from streams.kafka.topic_reader import follow_topic
 from streams.rules.recipients import RecipientDirectory
 from streams.rules.routing import Subscription
 from streams.worker.observer import PipelineObserver
@@ -81,36 +79,19 @@ class SubscriptionReader(Mapping[bytes, Subscription]):
                 await asyncio.sleep(retry_after)
 
     async def _read(self) -> None:
-        timeout = self.timeout
+        courses: dict[bytes, Subscription] = {}
 
-        def stalled(remaining: list[TopicPartition]) -> TimeoutError:
-            return TimeoutError(
-                f"reading {COURSE_RECIPIENTS} made no progress for {timeout:g}s "
-                "(LRX_PIPELINE_READ_TIMEOUT)"
-            )
-
-        consumer = reading_consumer(self.kafka, timeout)
-        await consumer.start()
-        try:
-            partitions = await partitions_of(self.kafka, COURSE_RECIPIENTS)
-            tps = [TopicPartition(COURSE_RECIPIENTS, p) for p in partitions]
-            courses: dict[bytes, Subscription] = {}
-            # Changes written since the read began count too: reading goes on after them.
-            async for message in read_to_end(
-                consumer, tps, timeout=timeout, stalled=stalled, past_end=True
-            ):
-                self._apply(courses, message)
+        def caught_up() -> None:
             # From now on, changes go straight into the live mapping.
             self.courses = courses
             log.info("course subscriptions read: %s courses", len(courses))
             self.ready.set()
-            while True:
-                batches = await consumer.getmany(timeout_ms=500)
-                for messages in batches.values():
-                    for message in messages:
-                        self._apply(courses, message)
-        finally:
-            await consumer.stop()
+
+        # Changes written since the read began count too: reading goes on after them.
+        async for message in follow_topic(
+            self.kafka, COURSE_RECIPIENTS, timeout=self.timeout, caught_up=caught_up
+        ):
+            self._apply(courses, message)
 
     def _apply(self, courses: dict[bytes, Subscription], message: Any) -> None:
         where = f"{COURSE_RECIPIENTS}[{message.partition}]@{message.offset}"
