@@ -1,4 +1,4 @@
-"""The codec's fast paths: projected decoding (schemas/projection.py), trusted encoding and
+"""The codec's fast paths: projected decoding (schemas/codec/projection.py), trusted encoding and
 splicing a message's bytes into the message that ends with it.
 
 Each must give exactly what the checking path gives, or the same CodecError.
@@ -17,8 +17,8 @@ from fastavro.schema import parse_schema
 
 from connectors.cmars.contract import ROUTED_FIELDS
 from schemas.codec import HEADER_SIZE, MARKER, Codec, CodecError, fingerprint_of, load_contracts
+from schemas.codec.projection import BodyReader, wanted_tree
 from schemas.examples import delivery_receipt, learning_record, routed_record
-from schemas.projection import BodyReader, wanted_tree
 
 CODEC = Codec.default()
 

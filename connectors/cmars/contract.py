@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import orjson
 
 from connectors.cmars.errors import TransientFailure
+from schemas.codec.checks import UUID_TEXT
 
 __all__ = [
     "CONTRACT_FILE",
@@ -32,11 +32,6 @@ __all__ = [
 
 CONTRACT_FILE = Path(__file__).with_name("openapi.yaml")
 BATCHES_PATH = "/lrx/v1/batches"
-
-# The contract's record_id (format: uuid) in its text form, as the codec's uuid type has it.
-_UUID_TEXT = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
 
 # Fixed forever: batch ids derived from it must stay the same across releases,
 # or a batch resent after an upgrade would look new to CMaRS.
@@ -116,7 +111,7 @@ def request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
             *oci.values(), course["id"], course["shortname"], record["site"],
             request["record_id"], request["source"], request["period"],
         )  # fmt: skip
-        if all(type(v) is str for v in strings) and _UUID_TEXT.fullmatch(request["record_id"]):
+        if all(type(v) is str for v in strings) and UUID_TEXT.fullmatch(request["record_id"]):
             return request
     except (KeyError, TypeError, AttributeError):
         pass
@@ -129,7 +124,7 @@ def _checked_request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
     course = _field(record, "record.course", Mapping)
     completed_at = _field(record, "record.completed_at", datetime)
     record_id = _field(routed, "record_id", str)
-    if not _UUID_TEXT.fullmatch(record_id):
+    if not UUID_TEXT.fullmatch(record_id):
         raise MalformedRecord("record_id", f"{record_id!r} is not a UUID")
     return {
         "record_id": record_id,

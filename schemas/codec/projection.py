@@ -8,7 +8,7 @@ straight-line Python function: no per-field calls, no schema walking per
 message. It returns the values fastavro would for those fields (timestamps as
 aware UTC datetimes, uuids as str, enums as their symbol) and raises ValueError,
 IndexError or struct.error on bytes it cannot read. Skipped fields are stepped
-over, not checked: their strings are not decoded. schemas/codec.py wraps it and
+over, not checked: their strings are not decoded. The codec (codec.py) wraps it and
 answers any failure with its full, checking decode.
 """
 
@@ -19,13 +19,11 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas.codec.contracts import _NAMED, _PRIMITIVES, Schema, _fullname
+
 __all__ = ["BodyReader", "wanted_tree"]
 
-Schema = Any
 Wanted = dict[str, "Wanted | None"]  # field name -> sub-fields wanted, None for all of it
-
-_NAMED = frozenset({"record", "error", "enum", "fixed"})
-_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 
 
 def wanted_tree(paths: Iterable[str]) -> Wanted:
@@ -42,6 +40,14 @@ def wanted_tree(paths: Iterable[str]) -> Wanted:
         else:
             node[leaf] = None
     return tree
+
+
+def _picked(record: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
+    """The wanted fields of a whole decoded record, as BodyReader.read returns them."""
+    return {
+        name: record[name] if sub is None else _picked(record[name], sub)
+        for name, sub in wanted.items()
+    }
 
 
 def _varint(data: bytes, pos: int, first: int) -> tuple[int, int]:
@@ -84,7 +90,7 @@ class BodyReader:
     """Reads the `paths` (dotted field names) of bodies written with `schema`.
 
     `schema` is an expanded schema (named types inlined at first use, later uses
-    by full name), as schemas/codec.py keeps them. Paths go through records only;
+    by full name), as the codec keeps them. Paths go through records only;
     a path that names no field, or a recursive type, is a ValueError here.
     """
 
@@ -125,7 +131,7 @@ class BodyReader:
         elif isinstance(node, dict):
             kind = node["type"]
             if kind in _NAMED:
-                full = _full_name(node, namespace)
+                full = _fullname(node["name"], node.get("namespace", namespace))
                 self._named.setdefault(full, node)
                 namespace = full.rpartition(".")[0] or None
                 for field in node.get("fields", ()):
@@ -308,7 +314,7 @@ class BodyReader:
             raise ValueError(f"{node}: not an Avro type")
 
     def _entered(self, node: Mapping[str, Any]) -> _Entered:
-        return _Entered(self._inside, _full_name(node, node.get("namespace")))
+        return _Entered(self._inside, _fullname(node["name"], node.get("namespace")))
 
 
 class _Entered:
@@ -324,9 +330,3 @@ class _Entered:
 
     def __exit__(self, *exc_info: object) -> None:
         self.inside.pop()
-
-
-def _full_name(node: Mapping[str, Any], namespace: str | None) -> str:
-    name = node["name"]
-    space = node.get("namespace", namespace)
-    return name if "." in name or not space else f"{space}.{name}"
