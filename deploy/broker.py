@@ -25,6 +25,7 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.settings import REPO_ROOT, Settings
+from schemas.errors import LrxError
 
 __all__ = ["EmbeddedBroker", "BrokerError", "BrokerStatus", "answers_metadata", "free_port_pair"]
 
@@ -34,7 +35,7 @@ KAFKA_DIR = REPO_ROOT / "deploy" / "kafka"
 MAIN_CLASS = "kafka.Kafka"
 
 
-class BrokerError(RuntimeError):
+class BrokerError(LrxError, RuntimeError):
     """The embedded broker could not be fetched, started or stopped; the message says why."""
 
 

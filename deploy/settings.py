@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemas.errors import LrxError
 from schemas.topics import KEY_SEPARATOR
 from streams.kafka.connection import KafkaConnection
 
@@ -21,7 +22,7 @@ __all__ = ["Settings", "SettingsError", "REPO_ROOT"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class SettingsError(ValueError):
+class SettingsError(LrxError, ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
 

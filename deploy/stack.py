@@ -25,6 +25,7 @@ from aiohttp import ClientSession, ClientTimeout
 from deploy.broker import EmbeddedBroker
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
+from schemas.errors import LrxError
 
 __all__ = ["Component", "LocalStack", "StackError", "components_of"]
 
@@ -34,7 +35,7 @@ LRX = str(Path(sys.executable).with_name("lrx"))
 PR_SET_PDEATHSIG = 1
 
 
-class StackError(RuntimeError):
+class StackError(LrxError, RuntimeError):
     """A component did not start; the message names it and quotes its log."""
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "Source",
     "CompletionState",
     "ReasonCode",
+    "DeadLetterReason",
     "COURSE_SOURCES",
     "ACTIVITY_SOURCES",
     "SENT_SOURCES",
@@ -74,3 +75,30 @@ class ReasonCode(StrEnum):
     COLLEGE_NOT_ENABLED = "college_not_enabled"  # a known college CMaRS does not support: WS400
     NO_RECIPIENT = "no_recipient"  # the course subscribes no recipient
     USER_DELETED = "user_deleted"  # the LMS deleted the user
+
+
+class DeadLetterReason(StrEnum):
+    """Why lrx dead-lettered a message (DeadLetter.reason_code, header lrx.errors.reason.code).
+
+    Not an Avro enum: reason_code also carries a recipient's own code as it came
+    (CMaRS's WS400, WS401), which lrx does not choose.
+    """
+
+    # The worker, on lms.learning-records and lms.user-profiles (lrx.dlq.pipeline). The
+    # first five are the codec's kinds (schemas/codec CodecError.KINDS).
+    BAD_MARKER = "bad_marker"  # not single-object Avro
+    UNKNOWN_FINGERPRINT = "unknown_fingerprint"  # a schema version lrx does not know
+    TRUNCATED = "truncated"
+    INVALID_RECORD = "invalid_record"  # decodes, but breaks the contract
+    WRONG_SCHEMA = "wrong_schema"  # a message of another kind on this topic
+    MISSING_KEY = "missing_key"
+    TOMBSTONE = "tombstone"  # lms.learning-records takes none
+    WRONG_KEY = "wrong_key"  # the key is not the record's site/user
+    WRONG_RECORD_ID = "wrong_record_id"  # the record id is not the record's own
+    UNPROCESSABLE = "unprocessable"  # the rules raised a data error on it
+    # The sink, on lrx.outbox.<recipient> (lrx.dlq.<recipient>).
+    UNDECODABLE = "undecodable"
+    MALFORMED = "malformed"  # the recipient's contract cannot carry it, or a 400 isolated it
+    TOO_LARGE = "too_large"  # 413 for this record alone
+    RETRIES_EXHAUSTED = "retries_exhausted"  # LRX_SINK_RETRY_MAX_TIME passed
+    REJECTED = "rejected"  # the recipient rejected it and gave no code of its own

@@ -15,6 +15,8 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from deploy import wiring
 from deploy.settings import Settings
+from schemas.codec import CodecError
+from schemas.dead_letter import HEADER_PREFIX
 from schemas.topics import (
     INELIGIBLE,
     LEARNING_RECORDS,
@@ -24,6 +26,7 @@ from schemas.topics import (
     course_key,
     outbox_topic,
 )
+from schemas.vocabulary import DeadLetterReason
 from streams.rules.colleges import CollegeRegistry
 from streams.rules.oci_id import OciId
 from streams.rules.recipients import RecipientDirectory
@@ -43,12 +46,14 @@ class RecordingOutputs:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, int]] = []
+        self.headers: list[list[tuple[str, bytes]] | None] = []  # of each sent message
         self.flushed = 0  # how many of `sent` were acknowledged by a flush
         self.acknowledged_before: list[int] = []  # per sent message: how many were, then
 
     async def send(self, topic, key, value, partition, headers=None) -> None:
         self.acknowledged_before.append(self.flushed)
         self.sent.append((topic, key, value, partition))
+        self.headers.append(headers)
 
     async def flush(self) -> None:
         self.flushed = len(self.sent)
@@ -325,7 +330,7 @@ async def test_content_the_rules_cannot_handle_is_dead_lettered_with_nothing_els
     record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
 
     def broken_routed(*args: object) -> None:
-        raise ValueError("cannot encode this record")
+        raise CodecError("invalid_record", "cannot encode this record", field="course")
 
     pipeline_app.pipeline.writer.routed = broken_routed  # type: ignore[method-assign]
     await pipeline_app.route(
@@ -335,6 +340,71 @@ async def test_content_the_rules_cannot_handle_is_dead_lettered_with_nothing_els
     topics = [s[0] for s in pipeline_app.outputs.sent]
     assert topics == [PIPELINE_DEAD_LETTERS]
     assert not pipeline_app.app.crashed
+
+
+async def test_undecodable_input_is_dead_lettered_with_its_exact_bytes_and_connect_style_headers(
+    pipeline_app: PipelineApp,
+) -> None:
+    raw = b"\xc3\x01" + b"\x00" * 8 + b"not the rest of a record"
+    error = codec_error_of(raw)
+    event = Event(Message(LEARNING_RECORDS, 3, 41, KEY), Decoded(raw, error=error))
+    await pipeline_app.route(one_batch(event), lambda event: asyncio.sleep(0))
+
+    [(topic, key, value, _)] = pipeline_app.outputs.sent
+    letter = CODEC.decode("DeadLetter", value)
+    assert (topic, key) == (PIPELINE_DEAD_LETTERS, KEY)
+    assert letter["original_value"] == raw and letter["original_key"] == KEY
+    assert (letter["source_topic"], letter["source_partition"], letter["source_offset"]) == (
+        LEARNING_RECORDS,
+        3,
+        41,
+    )
+    assert letter["reason_code"] == error.kind == "unknown_fingerprint"
+    headers = {k: v.decode() for k, v in pipeline_app.outputs.headers[0]}
+    assert headers == {
+        HEADER_PREFIX + "topic": LEARNING_RECORDS,
+        HEADER_PREFIX + "partition": "3",
+        HEADER_PREFIX + "offset": "41",
+        HEADER_PREFIX + "connector.name": "lrx worker",
+        HEADER_PREFIX + "stage": "streams.worker.pipeline",
+        HEADER_PREFIX + "class.name": "PipelineApp",
+        HEADER_PREFIX + "exception.class.name": "CodecError",
+        HEADER_PREFIX + "exception.message": str(error),
+        HEADER_PREFIX + "reason.code": "unknown_fingerprint",
+        HEADER_PREFIX + "attempts": "1",
+        HEADER_PREFIX + "timestamp": str(int(letter["last_attempt_at"].timestamp() * 1000)),
+    }
+
+
+async def test_an_error_that_is_not_about_the_data_crashes_the_worker_instead(
+    pipeline_app: PipelineApp,
+) -> None:
+    record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
+
+    def buggy_routed(*args: object) -> None:
+        raise KeyError("a bug, not a bad record")
+
+    pipeline_app.pipeline.writer.routed = buggy_routed  # type: ignore[method-assign]
+    acked: list[Event] = []
+
+    async def ack(event: Event) -> None:
+        acked.append(event)
+
+    await pipeline_app.route(
+        one_batch(profile_event(profile("u1", "CA-ON-CPSO-12345"), 0), record_event(record, 1)), ack
+    )
+    assert pipeline_app.app.crashed and acked == []
+    assert PIPELINE_DEAD_LETTERS not in [s[0] for s in pipeline_app.outputs.sent]
+
+
+def test_every_codec_error_kind_is_a_dead_letter_reason() -> None:
+    assert {str(reason) for reason in DeadLetterReason} >= CodecError.KINDS
+
+
+def codec_error_of(raw: bytes) -> CodecError:
+    with pytest.raises(CodecError) as caught:
+        CODEC.decode_any(raw)
+    return caught.value
 
 
 async def test_a_failed_sweep_does_not_surface_in_the_next_batch() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from schemas.errors import DataError
 from schemas.topics import key_part_problem
 
 __all__ = ["Problem", "InvalidInput", "FieldReader", "at", "is_unicode_text", "LONE_SURROGATE"]
@@ -28,7 +29,7 @@ class Problem:
         return {"path": self.path, "message": self.message}
 
 
-class InvalidInput(ValueError):
+class InvalidInput(DataError):
     """One or more problems in a body, line or batch item."""
 
     def __init__(self, problems: list[Problem]):

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from schemas.errors import DataError
 from streams.rules.colleges import CollegeRegistry
 from streams.rules.oci_id import OciIdError, parse_oci_id
 
@@ -64,7 +65,7 @@ RECOGNISED_COLUMNS = (USERNAME, "email", "firstname", "lastname", "idnumber", OC
 ROW = "(row)"  # the column named by a problem of the whole row
 
 
-class UploadFileError(ValueError):
+class UploadFileError(DataError):
     """The file as a whole cannot be imported; the message names the line or columns."""
 
 

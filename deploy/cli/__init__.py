@@ -9,11 +9,25 @@ import pkgutil
 import click
 
 from deploy.settings import Settings, SettingsError
+from schemas.errors import LrxError
 
 __all__ = ["main", "settings_table"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LrxGroup(click.Group):
+    """Any error lrx raises on purpose ends a command with its one-line message, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except LrxError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(
+    cls=LrxGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 @click.pass_context
 def main(ctx: click.Context, verbose: bool) -> None:

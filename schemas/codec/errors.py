@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from schemas.errors import DataError, LrxError
+
 __all__ = ["ContractError", "CodecError"]
 
 
-class ContractError(ValueError):
+class ContractError(LrxError, ValueError):
     """An .avsc file or a history folder is malformed; the message names the file."""
 
 
-class CodecError(ValueError):
+class CodecError(DataError):
     """Bytes that are not a message we know, or a record that does not fit its schema.
 
     `kind` is one of KINDS; `field` names the offending field for invalid_record.

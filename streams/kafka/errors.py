@@ -6,10 +6,12 @@ from the worker so that neither imports the stream processor to catch them.
 
 from __future__ import annotations
 
+from schemas.errors import LrxError
+
 __all__ = ["KafkaUnavailable", "TopicMissing", "KafkaStalled"]
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailable(LrxError, RuntimeError):
     """Kafka did not answer in time: a write it did not acknowledge, or a read that failed.
 
     After a failed write nothing may be reported as stored.

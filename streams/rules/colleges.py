@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from schemas.errors import LrxError
+
 __all__ = ["College", "CollegeRegistry", "CollegeRegistryError", "DEFAULT_COLLEGES_FILE"]
 
 DEFAULT_COLLEGES_FILE = Path(__file__).with_name("colleges.json")
@@ -30,7 +32,7 @@ DEFAULT_COLLEGES_FILE = Path(__file__).with_name("colleges.json")
 _CODE = re.compile(r"^(?P<country>[A-Z]{2})-(?P<province>[A-Z]{2})-(?P<acronym>[A-Z]{2,12})$")
 
 
-class CollegeRegistryError(ValueError):
+class CollegeRegistryError(LrxError, ValueError):
     """The registry file cannot be used; the message names the file, entry and field."""
 
 

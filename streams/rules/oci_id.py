@@ -24,6 +24,7 @@ import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
+from schemas.errors import DataError
 from streams.rules.colleges import College, CollegeRegistry
 
 __all__ = [
@@ -58,7 +59,7 @@ class OciIdErrorCode(StrEnum):
     TRAILING_GARBAGE = "trailing_garbage"
 
 
-class OciIdError(ValueError):
+class OciIdError(DataError):
     """A value that is not a usable OCI ID; `.code` says why, the message quotes the value."""
 
     def __init__(self, code: OciIdErrorCode, value: str | None, problem: str) -> None:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from schemas.errors import LrxError
+
 __all__ = ["RecipientDirectory", "RecipientError", "UnknownRecipientError"]
 
 # Recipient ids become topic names (lrx.outbox.<id>), so they use topic-safe characters.
 _RECIPIENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-class RecipientError(ValueError):
+class RecipientError(LrxError, ValueError):
     """The recipient configuration is inconsistent; the message names the entry."""
 
 

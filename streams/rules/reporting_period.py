@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from schemas.errors import LrxError
+
 __all__ = [
     "ReportingCalendar",
     "ReportingPeriod",
@@ -31,7 +33,7 @@ _START = re.compile(r"^(?P<month>\d{1,2})-(?P<day>\d{1,2})$")
 _LABEL = re.compile(r"^(?P<year>\d{4})(?:-(?P<next>\d{2}))?$")
 
 
-class ReportingPeriodError(ValueError):
+class ReportingPeriodError(LrxError, ValueError):
     """A period start, time zone, label or instant that cannot be used; the message quotes it."""
 
 

@@ -39,8 +39,11 @@ from typing import Any
 import faust
 from faust.streams import _current_event
 
-from schemas.codec import Codec, CodecError
+from schemas.codec import Codec
+from schemas.dead_letter import Consumed, dead_letter_message
+from schemas.errors import DataError
 from schemas.topics import LEARNING_RECORDS, PIPELINE_DEAD_LETTERS, USER_PROFILES, user_key
+from schemas.vocabulary import DeadLetterReason
 from streams.kafka.connection import KafkaConnection
 from streams.rules.record_identity import record_id_of
 from streams.rules.routing import RoutingRules
@@ -58,8 +61,14 @@ log = logging.getLogger(__name__)
 
 STAGE = "streams.worker.pipeline"
 
-# Errors raised by an event's content; anything else is about the infrastructure.
-DATA_ERRORS = (CodecError, KeyError, ValueError, TypeError)
+
+@dataclass(frozen=True)
+class Problem:
+    """Why an input event is dead-lettered rather than handled."""
+
+    reason: DeadLetterReason
+    message: str
+    exception_class: str = "InvalidEvent"
 
 
 class FaustOutputs:
@@ -280,81 +289,100 @@ class PipelineApp:
         value: Decoded | None = event.value
         try:
             problem = await self._dispatch(message, value)
-        except DATA_ERRORS as error:  # one bad record must not stop the partition
+        except DataError as error:  # one bad record must not stop the partition
             log.exception(
                 "%s[%s]@%s could not be processed", message.topic, message.partition, message.offset
             )
-            problem = ("unprocessable", f"{type(error).__name__}: {error}")
+            text = f"{type(error).__name__}: {error}"
+            problem = Problem(DeadLetterReason.UNPROCESSABLE, text, type(error).__name__)
         if problem is not None:
-            await self.dead_letter(message, value, *problem)
+            await self.dead_letter(message, value, problem)
 
-    async def _dispatch(self, message: Any, value: Decoded | None) -> tuple[str, str] | None:
+    async def _dispatch(self, message: Any, value: Decoded | None) -> Problem | None:
         key: bytes | None = message.key
         partition: int = message.partition
         if message.topic == USER_PROFILES:
             if key is None:
-                return "missing_key", "a user profile has no key (site/user)"
+                return Problem(
+                    DeadLetterReason.MISSING_KEY, "a user profile has no key (site/user)"
+                )
             if value is None:
                 await self.pipeline.on_profile(partition, key, None)
                 return None
             if value.error is not None:
-                return value.error.kind, str(value.error)
+                return Problem(DeadLetterReason(value.error.kind), str(value.error), "CodecError")
             if value.name != "UserProfile":
-                return "wrong_schema", f"{value.name} on {USER_PROFILES}, expected UserProfile"
+                return Problem(
+                    DeadLetterReason.WRONG_SCHEMA,
+                    f"{value.name} on {USER_PROFILES}, expected UserProfile",
+                )
             assert value.record is not None
             expected = user_key(value.record["site"], value.record["user_id"])
             if key != expected:
-                return "wrong_key", f"key {key!r} is not site/user {expected!r}"
+                return Problem(
+                    DeadLetterReason.WRONG_KEY, f"key {key!r} is not site/user {expected!r}"
+                )
             await self.pipeline.on_profile(partition, key, value.record)
             return None
         if value is None:
-            return "tombstone", f"{LEARNING_RECORDS} takes no tombstones"
+            return Problem(DeadLetterReason.TOMBSTONE, f"{LEARNING_RECORDS} takes no tombstones")
         if value.error is not None:
-            return value.error.kind, str(value.error)
+            return Problem(DeadLetterReason(value.error.kind), str(value.error), "CodecError")
         if value.name != "LearningRecord":
-            return "wrong_schema", f"{value.name} on {LEARNING_RECORDS}, expected LearningRecord"
+            return Problem(
+                DeadLetterReason.WRONG_SCHEMA,
+                f"{value.name} on {LEARNING_RECORDS}, expected LearningRecord",
+            )
         assert value.record is not None
         expected = user_key(value.record["site"], value.record["user_id"])
         if key != expected:
-            return "wrong_key", f"key {key!r} is not site/user {expected!r}"
+            return Problem(DeadLetterReason.WRONG_KEY, f"key {key!r} is not site/user {expected!r}")
         # Dedupe trusts the record id: one that is not the record's own would let a
         # publisher other than the gateway send the same completion twice.
         record_id = value.record["record_id"]
         own_id = record_id_of(value.record)
         if record_id != own_id:
-            return "wrong_record_id", f"record_id {record_id!r} is not the record's id {own_id!r}"
+            return Problem(
+                DeadLetterReason.WRONG_RECORD_ID,
+                f"record_id {record_id!r} is not the record's id {own_id!r}",
+            )
         await self.pipeline.on_learning_record(partition, key, value)
         return None
 
-    async def dead_letter(self, message: Any, value: Decoded | None, code: str, text: str) -> None:
+    async def dead_letter(self, message: Any, value: Decoded | None, problem: Problem) -> None:
         now = self.clock()
         record_id = None
         if value is not None and value.record is not None:
             record_id = value.record.get("record_id")
-        dead = {
-            "recipient": "",
-            "record_id": record_id,
-            "reason_code": code,
-            "error_message": text,
-            "attempts": 1,
-            "first_attempt_at": now,
-            "last_attempt_at": now,
-            "source_topic": message.topic,
-            "source_partition": message.partition,
-            "source_offset": message.offset,
-            "original_key": message.key,
-            "original_value": value.raw if value is not None else b"",
-            "stage": STAGE,
-        }
+        consumed = Consumed(
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            (value.raw or b"") if value is not None else b"",
+        )
+        letter = dead_letter_message(
+            consumed,
+            key=message.key,
+            recipient="",
+            record_id=record_id,
+            reason=problem.reason,
+            message=problem.message,
+            exception_class=problem.exception_class,
+            stage=STAGE,
+            connector="lrx worker",
+            component=type(self).__qualname__,
+            at=now,
+        )
         log.warning(
             "%s[%s]@%s dead-lettered to %s: %s: %s",
             message.topic,
             message.partition,
             message.offset,
             PIPELINE_DEAD_LETTERS,
-            code,
-            text,
+            problem.reason,
+            problem.message,
         )
-        encoded = self.codec.encode("DeadLetter", dead)
-        await self.outputs.send(PIPELINE_DEAD_LETTERS, message.key, encoded, None)
-        self.observer.decided(Decision.DEAD_LETTERED, code)
+        encoded = self.codec.encode("DeadLetter", letter.value)
+        await self.outputs.send(PIPELINE_DEAD_LETTERS, letter.key, encoded, None, letter.headers)
+        self.observer.decided(Decision.DEAD_LETTERED, str(problem.reason))

@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from schemas.codec import Codec, CodecError
+from schemas.errors import LrxError
 from schemas.topics import INELIGIBLE, PENDING, outbox_topic, user_key
 from streams.kafka.connection import KafkaConnection
 from streams.kafka.topic_reader import read_to_end, reading_consumer
@@ -36,7 +37,7 @@ __all__ = ["DecisionLog", "DecisionLogError", "apply_output", "read_decision_log
 log = logging.getLogger(__name__)
 
 
-class DecisionLogError(RuntimeError):
+class DecisionLogError(LrxError, RuntimeError):
     """The decision log cannot be read whole: the worker must not decide on what it has."""
 
 
