@@ -283,7 +283,7 @@ async def test_a_poison_record_is_dead_lettered_and_the_rest_of_its_batch_delive
                 request = {**request, "site": "lone \ud800 surrogate"}
             return orjson.dumps(request)
 
-        monkeypatch.setattr("connectors.cmars.sink.record_json", record_json)
+        monkeypatch.setattr("connectors.cmars.entries.record_json", record_json)
         await bench.produce_bytes(
             [
                 (
@@ -564,16 +564,16 @@ async def test_daily_window_drains_exactly_to_the_end_offsets_read_at_opening(
             assert list(bench.emulator.requests) == []
 
             clock.current = datetime(2026, 1, 11, 7, 0, tzinfo=UTC)  # 02:00 EST
-            await eventually(lambda: sink.window_ends, 10, "the first window opened")
-            ends = dict(sink.window_ends)
+            await eventually(lambda: sink.window.ends, 10, "the first window opened")
+            ends = dict(sink.window.ends)
             await bench.produce(later)  # arrives while the window drains
-            await eventually(lambda: sink.windows_closed == 1, 60, "the first window drained")
+            await eventually(lambda: sink.window.drained == 1, 60, "the first window drained")
             assert sum(ends.values()) == 100
             assert bench.accepted() == {r["record_id"] for r in before}
 
             clock.current += timedelta(days=1)
-            await eventually(lambda: sink.windows_closed == 2, 60, "the second window drained")
-            assert sum(sink.window_ends.values()) == 150
+            await eventually(lambda: sink.window.drained == 2, 60, "the second window drained")
+            assert sum(sink.window.ends.values()) == 150
         await assert_exactly_once(bench, before + later)
 
 

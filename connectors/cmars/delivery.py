@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from aiokafka.structs import TopicPartition
 
 from connectors.cmars.batch import Entry
 from connectors.cmars.client import CmarsClient
@@ -68,6 +71,19 @@ class Settlement:
         self.rejected.append(Rejected(entry, reason, message, exc, at))
         self.settled.add(entry)
 
+    def commit_offsets(self, batch: list[Entry]) -> dict[TopicPartition, int]:
+        """Per partition of `batch`, the offset to commit: up to its first unsettled entry."""
+        by_partition: dict[TopicPartition, list[Entry]] = defaultdict(list)
+        for entry in batch:
+            by_partition[entry.tp].append(entry)
+        offsets: dict[TopicPartition, int] = {}
+        for tp, entries in by_partition.items():
+            for entry in sorted(entries, key=lambda e: e.offset):
+                if entry not in self.settled:
+                    break
+                offsets[tp] = entry.offset + 1
+        return offsets
+
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
@@ -81,12 +97,18 @@ class BatchDelivery:
         metrics: SinkMetrics,
         stopping: asyncio.Event,
         now: Callable[[], datetime] = _utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        """`now`, `monotonic` and `sleep` are the clocks and the wait between attempts, for
+        tests; by default the wait ends early, abandoning the batch, if the sink stops."""
         self.client = client
         self.policy = policy
         self.metrics = metrics
         self.stopping = stopping
         self.now = now
+        self.monotonic = monotonic
+        self.sleep = sleep or self._wait
         self.requests = 0
 
     async def deliver(self, entries: list[Entry], settlement: Settlement) -> None:
@@ -108,7 +130,7 @@ class BatchDelivery:
         body = batch_body(batch_id, [group[0].request_json for group in groups], self.now())
         entries = [entry for group in groups for entry in group]
         failures = 0
-        retrying_since = time.monotonic()
+        retrying_since = self.monotonic()
         recipient = self.metrics.recipient
         while True:
             if self.stopping.is_set():
@@ -144,15 +166,15 @@ class BatchDelivery:
                     "dead-lettered; retrying batch %s every %.0fs. Check LRX_CMARS_TOKEN.",
                     error.status, error.message, batch_id, self.policy.auth_interval,
                 )  # fmt: skip
-                await self._wait(self.policy.auth_interval)
+                await self.sleep(self.policy.auth_interval)
                 failures = 0
-                retrying_since = time.monotonic()
+                retrying_since = self.monotonic()
                 continue
             except TransientFailure as error:
                 failures += 1
                 wait = self.policy.backoff(failures, error.retry_after)
                 self.metrics.retries.labels(recipient, str(error.status or "network")).inc()
-                elapsed = time.monotonic() - retrying_since
+                elapsed = self.monotonic() - retrying_since
                 if self.policy.gives_up(elapsed, wait):
                     message = (
                         f"gave up after {failures} failed attempts in {elapsed:.0f}s: "
@@ -168,7 +190,7 @@ class BatchDelivery:
                     "batch %s of %d records: %s (HTTP %s); retry %d in %.2fs",
                     batch_id, len(groups), error.message, error.status, failures, wait,
                 )  # fmt: skip
-                await self._wait(wait)
+                await self.sleep(wait)
                 continue
             self.metrics.paused.labels(recipient).set(0)
             answered_at = self.now()

@@ -9,6 +9,7 @@ import click
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from connectors.cmars.lag import partition_lags
 from connectors.cmars.schedule import Schedule, ScheduleError
 from connectors.cmars.sink import CmarsSink
 from connectors.cmars.telemetry import SinkMetrics
@@ -106,16 +107,11 @@ async def _show_backlog(settings: Settings, recipient: str, schedule: Schedule) 
             partitions = sorted(consumer.partitions_for_topic(topic) or ())
         if not partitions:
             raise click.ClickException(f"topic {topic} does not exist; run `lrx topics create`")
-        tps = [TopicPartition(topic, p) for p in partitions]
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.beginning_offsets(tps)
-        total = 0
-        for tp in tps:
-            committed = await consumer.committed(tp)
-            waiting = ends[tp] - (committed if committed is not None else starts[tp])
-            total += waiting
-            click.echo(f"{topic}[{tp.partition}]: committed {committed}, end {ends[tp]}, "
-                       f"waiting {waiting}")  # fmt: skip
+        lags = await partition_lags(consumer, [TopicPartition(topic, p) for p in partitions])
+        for lag in lags:
+            click.echo(f"{topic}[{lag.tp.partition}]: committed {lag.committed}, end {lag.end}, "
+                       f"waiting {lag.waiting}")  # fmt: skip
+        total = sum(lag.waiting for lag in lags)
     finally:
         await consumer.stop()
     target = settings.cmars_endpoint[0]
