@@ -14,6 +14,7 @@ import orjson
 
 from connectors.cmars.errors import TransientFailure
 from schemas.codec.checks import UUID_TEXT
+from schemas.errors import DataError
 
 __all__ = [
     "CONTRACT_FILE",
@@ -38,7 +39,7 @@ BATCHES_PATH = "/lrx/v1/batches"
 _BATCH_NAMESPACE = uuid.UUID("6f1d2c4e-8a61-5b0e-9c4a-2f3b1d7e5a90")
 
 
-class MalformedRecord(ValueError):
+class MalformedRecord(DataError):
     """A RoutedRecord lacks what the contract needs; `field` names what is missing or wrong."""
 
     def __init__(self, field: str, problem: str) -> None:

@@ -28,13 +28,15 @@ from connectors.cmars.contract import (
 from connectors.cmars.errors import AuthRefused, BatchRefused, BatchTooLarge, TransientFailure
 from connectors.cmars.retry import RetryPolicy
 from connectors.cmars.telemetry import SinkMetrics
+from schemas.errors import LrxError
+from schemas.vocabulary import DeadLetterReason
 
 __all__ = ["BatchDelivery", "Settlement", "DeliveryAbandoned", "Delivered", "Rejected"]
 
 log = logging.getLogger(__name__)
 
 
-class DeliveryAbandoned(Exception):
+class DeliveryAbandoned(LrxError):
     """The sink is stopping; the unsettled rest of the batch is left for redelivery."""
 
 
@@ -143,7 +145,8 @@ class BatchDelivery:
                 results = await self.client.post_batch(batch_id, body, record_ids)
             except (BatchRefused, BatchTooLarge) as error:
                 self.metrics.paused.labels(recipient).set(0)
-                reason = "malformed" if isinstance(error, BatchRefused) else "too_large"
+                refused = isinstance(error, BatchRefused)
+                reason = DeadLetterReason.MALFORMED if refused else DeadLetterReason.TOO_LARGE
                 if len(groups) == 1:
                     for entry in entries:
                         settlement.reject(
@@ -183,7 +186,11 @@ class BatchDelivery:
                     log.error("batch %s of %d records: %s", batch_id, len(groups), message)
                     for entry in entries:
                         settlement.reject(
-                            entry, "retries_exhausted", message, type(error).__name__, self.now()
+                            entry,
+                            DeadLetterReason.RETRIES_EXHAUSTED,
+                            message,
+                            type(error).__name__,
+                            self.now(),
                         )
                     return
                 log.warning(
@@ -200,7 +207,7 @@ class BatchDelivery:
                     if result.status is RecordStatus.REJECTED:
                         settlement.reject(
                             entry,
-                            result.code or "rejected",
+                            result.code or DeadLetterReason.REJECTED,
                             result.message or f"rejected by {recipient} without a message",
                             "RecordRejected",
                             answered_at,

@@ -9,6 +9,7 @@ from aiokafka.structs import ConsumerRecord
 from connectors.cmars.batch import Entry
 from connectors.cmars.contract import ROUTED_FIELDS, MalformedRecord, record_json, request_record
 from schemas.codec import Codec, CodecError
+from schemas.vocabulary import DeadLetterReason
 
 __all__ = ["EntryMaker"]
 
@@ -35,10 +36,14 @@ class EntryMaker:
             self._prepare(entry)
         except CodecError as error:
             log.warning("%s is not a RoutedRecord (%s): dead-lettering it", entry.where(), error)
-            entry.problem = ("undecodable", str(error), type(error).__name__)  # "kind: what"
+            entry.problem = (
+                DeadLetterReason.UNDECODABLE,
+                str(error),
+                type(error).__name__,
+            )  # "kind: what"
         except MalformedRecord as error:
             log.warning("%s record %s: %s", entry.where(), entry.record_id, error)
-            entry.problem = ("malformed", str(error), type(error).__name__)
+            entry.problem = (DeadLetterReason.MALFORMED, str(error), type(error).__name__)
         except Exception as error:
             log.exception(
                 "%s record %s cannot be made a CMaRS request: dead-lettering it as unprocessable",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from schemas.errors import LrxError
+
 __all__ = [
     "CmarsError",
     "TransientFailure",
@@ -11,7 +13,7 @@ __all__ = [
 ]
 
 
-class CmarsError(Exception):
+class CmarsError(LrxError):
     """CMaRS did not take a batch. The subclass decides between retry, split and dead letter."""
 
     def __init__(self, message: str, status: int | None = None) -> None:

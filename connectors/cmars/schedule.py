@@ -13,12 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from schemas.errors import LrxError
+
 __all__ = ["Clock", "SystemClock", "Schedule", "ScheduleError"]
 
 CONTINUOUS = "continuous"
 
 
-class ScheduleError(ValueError):
+class ScheduleError(LrxError, ValueError):
     """The schedule or time zone setting cannot be used; the message says which and why."""
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from connectors.cmars.dead_letter import dead_letter_message
 from connectors.cmars.delivery import Settlement
 from connectors.cmars.ledger import receipt_message
 from connectors.cmars.telemetry import SinkMetrics
 from schemas.codec import Codec
+from schemas.dead_letter import Consumed, dead_letter_message
 from schemas.topics import DELIVERY_RECEIPTS, dlq_topic
 
 __all__ = ["SettlementWriter"]
@@ -49,15 +49,22 @@ class SettlementWriter:
         """Produce receipts and dead letters and wait until Kafka has them all (acks=all)."""
         sends = await self._send_receipts(settlement)
         for dead in settlement.rejected:
+            entry = dead.entry
             letter = dead_letter_message(
-                dead.entry,
+                Consumed(entry.topic, entry.partition, entry.offset, entry.key, entry.value),
+                key=entry.record_id.encode() if entry.record_id else entry.key,
                 recipient=self.recipient,
+                record_id=entry.record_id,
                 reason=dead.reason,
                 message=dead.message,
                 exception_class=dead.exception_class,
                 stage=self.stage,
+                connector=f"lrx sink {self.recipient}",
                 component=self.component,
                 at=dead.at,
+                attempts=entry.attempts,
+                first_attempt_at=entry.first_attempt_at,
+                last_attempt_at=entry.last_attempt_at,
             )
             payload = self.codec.encode("DeadLetter", letter.value)
             sends.append(
