@@ -482,7 +482,8 @@ async def test_sigkill_mid_batch_loses_nothing_and_accepts_nothing_twice(
         await assert_exactly_once(bench, routed)
 
 
-def start_sink_process(bench: Bench) -> subprocess.Popen:
+def sink_process_env(bench: Bench) -> dict[str, str]:
+    """The environment of an `lrx sink` process for this bench."""
     settings = bench.settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("LRX_")}
     env.update(
@@ -497,10 +498,14 @@ def start_sink_process(bench: Bench) -> subprocess.Popen:
         LRX_SINK_SESSION_TIMEOUT="6",
         LRX_SINK_SHUTDOWN_GRACE="5",
     )
+    return env
+
+
+def start_sink_process(bench: Bench) -> subprocess.Popen:
     lrx = Path(sys.executable).with_name("lrx")
     return subprocess.Popen(
         [str(lrx), "sink", "cmars", "--recipient", bench.recipient],
-        env=env,
+        env=sink_process_env(bench),
         cwd=REPO_ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -581,3 +586,33 @@ async def _waits_at_start(sink: CmarsSink) -> bool:
     if not sink.waiting_for_window:
         return False
     return all([await sink.consumer.position(tp) == 0 for tp in sink.consumer.assignment()])
+
+
+async def test_dry_run_prints_each_partitions_backlog_and_sends_nothing(broker: Settings) -> None:
+    async with bench_for(broker) as bench:
+        await bench.produce(bench.records(30))
+        env = sink_process_env(bench)
+        lrx = str(Path(sys.executable).with_name("lrx"))
+        command = [lrx, "sink", "cmars", "--recipient", bench.recipient, "--dry-run"]
+        result = await asyncio.to_thread(
+            subprocess.run, command, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        ends = await bench.end_offsets()
+        assert lines[:-1] == [
+            f"{bench.outbox}[{p}]: committed None, end {end}, waiting {end}"
+            for p, end in sorted(ends.items())
+        ]
+        assert lines[-1].startswith("30 waiting; would send to http://127.0.0.1:")
+        assert bench.accepted() == set() and set((await bench.committed()).values()) == {None}
+
+        missing = [lrx, "sink", "cmars", "--recipient", "nosuch", "--dry-run"]
+        result = await asyncio.to_thread(
+            subprocess.run, missing, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip().endswith(
+            "Error: topic lrx.outbox.nosuch does not exist on "
+            f"{broker.bootstrap_servers}; create the topics with `lrx topics create`"
+        ), result.stderr

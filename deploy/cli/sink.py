@@ -15,8 +15,9 @@ from connectors.cmars.sink import CmarsSink
 from connectors.cmars.telemetry import SinkMetrics
 from connectors.metrics import metrics_server
 from deploy.settings import Settings
-from deploy.wiring import sink_config
+from deploy.wiring import kafka_connection, sink_config
 from schemas.topics import outbox_topic
+from streams.kafka.topic_reader import partitions_of
 
 
 @click.group("sink")
@@ -94,6 +95,7 @@ async def _run(settings: Settings, recipient: str, schedule: Schedule, open_now:
 
 async def _show_backlog(settings: Settings, recipient: str, schedule: Schedule) -> None:
     topic = outbox_topic(recipient)
+    partitions = await partitions_of(kafka_connection(settings), topic)  # TopicMissing: one line
     consumer = AIOKafkaConsumer(
         group_id=sink_config(settings).group_of(recipient),
         enable_auto_commit=False,
@@ -101,12 +103,6 @@ async def _show_backlog(settings: Settings, recipient: str, schedule: Schedule) 
     )
     await consumer.start()
     try:
-        partitions = sorted(consumer.partitions_for_topic(topic) or ())
-        if not partitions:
-            await consumer.topics()
-            partitions = sorted(consumer.partitions_for_topic(topic) or ())
-        if not partitions:
-            raise click.ClickException(f"topic {topic} does not exist; run `lrx topics create`")
         lags = await partition_lags(consumer, [TopicPartition(topic, p) for p in partitions])
         for lag in lags:
             click.echo(f"{topic}[{lag.tp.partition}]: committed {lag.committed}, end {lag.end}, "
