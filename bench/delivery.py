@@ -40,7 +40,7 @@ from connectors.cmars.sink import CmarsSink
 from deploy.broker import EmbeddedBroker, free_port_pair  # noqa: E402
 from deploy.settings import REPO_ROOT, Settings  # noqa: E402
 from deploy.topic_provisioning import apply_catalogue  # noqa: E402
-from deploy.wiring import sink_config  # noqa: E402
+from deploy.wiring import kafka_connection, sink_config  # noqa: E402
 from schemas.codec import Codec  # noqa: E402
 from schemas.examples import routed_record  # noqa: E402
 from schemas.topics import outbox_topic, user_key  # noqa: E402
@@ -78,7 +78,9 @@ async def through_sink(settings: Settings, records: int) -> tuple[float, float, 
 
 async def fill_outbox(settings: Settings, records: int) -> None:
     codec = Codec.default()
-    producer = AIOKafkaProducer(acks="all", linger_ms=20, **settings.kafka_client_options())
+    producer = AIOKafkaProducer(
+        acks="all", linger_ms=20, **kafka_connection(settings).client_options()
+    )
     await producer.start()
     try:
         pending = []

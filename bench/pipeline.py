@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
+from deploy.wiring import kafka_connection
 from schemas.codec import Codec
 from schemas.topics import (
     COURSE_RECIPIENTS,
@@ -119,7 +120,9 @@ def _profile(user: int) -> dict:
 
 
 async def publish_setup(settings: Settings) -> None:
-    producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=10, acks="all")
+    producer = AIOKafkaProducer(
+        **kafka_connection(settings).client_options(), linger_ms=10, acks="all"
+    )
     await producer.start()
     try:
         subscription = {
@@ -151,7 +154,9 @@ async def publish_setup(settings: Settings) -> None:
 async def publish_records(settings: Settings, count: int, rate: float | None, seed: int) -> float:
     """Publish `count` records, at `rate` per second if given; returns seconds taken."""
     rng = random.Random(seed)
-    producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(
+        **kafka_connection(settings).client_options(), linger_ms=5, acks="all"
+    )
     await producer.start()
     started = time.monotonic()
     try:
@@ -180,13 +185,15 @@ async def run_passthrough(settings: Settings, count: int) -> None:
     """Consume the records and produce each value unchanged, until `count` are through."""
     consumer = AIOKafkaConsumer(
         LEARNING_RECORDS,
-        **settings.kafka_client_options(),
+        **kafka_connection(settings).client_options(),
         group_id=f"bench-passthrough-{os.getpid()}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_poll_records=2000,
     )
-    producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(
+        **kafka_connection(settings).client_options(), linger_ms=5, acks="all"
+    )
     await consumer.start()
     await producer.start()
     done = 0
@@ -239,19 +246,21 @@ async def output_times(settings: Settings, topics: list[str]) -> list[tuple[int,
     return [
         (m.timestamp, m.value)
         for topic in topics
-        for m in await read_topic(settings.kafka_connection(), topic)
+        for m in await read_topic(kafka_connection(settings), topic)
         if m.value is not None
     ]
 
 
 async def count_messages(settings: Settings, topics: list[str]) -> int:
-    consumer = AIOKafkaConsumer(**settings.kafka_client_options(), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **kafka_connection(settings).client_options(), enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tps = [
             TopicPartition(t, p)
             for t in topics
-            for p in await partitions_of(settings.kafka_connection(), t)
+            for p in await partitions_of(kafka_connection(settings), t)
         ]
         return sum((await consumer.end_offsets(tps)).values())
     finally:
@@ -276,7 +285,7 @@ async def bench(
     admin_topics = [PASSTHROUGH]
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    admin = AIOKafkaAdminClient(**kafka_connection(settings).client_options())
     await admin.start()
     await admin.create_topics(
         [NewTopic(t, settings.topic_partitions, settings.replication_factor) for t in admin_topics]

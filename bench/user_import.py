@@ -30,7 +30,7 @@ from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.cli.users import PUBLISH_CHUNK
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue
-from deploy.wiring import admin_publisher
+from deploy.wiring import admin_publisher, kafka_connection
 from schemas.codec import Codec
 from streams.rules.colleges import CollegeRegistry
 
@@ -72,7 +72,7 @@ async def run_phases(settings: Settings, rows: int, site: str, upload: Path) -> 
 
     started = time.perf_counter()
     directory = await read_profile_directory(
-        settings.kafka_connection(), settings.admin_kafka_timeout, codec, colleges, site
+        kafka_connection(settings), settings.admin_kafka_timeout, codec, colleges, site
     )
     report("read lms.user-profiles whole", directory.count, time.perf_counter() - started)
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from schemas.errors import LrxError
 from schemas.topics import KEY_SEPARATOR
-from streams.kafka.connection import KafkaConnection
 
 __all__ = ["Settings", "SettingsError", "REPO_ROOT"]
 
@@ -415,22 +414,6 @@ class Settings:
         if self.cmars_url:
             return self.cmars_url, self.cmars_token
         return f"http://{self.emulator_host}:{self.emulator_port}", self.emulator_token
-
-    def kafka_connection(self) -> KafkaConnection:
-        return KafkaConnection(
-            bootstrap_servers=self.bootstrap_servers,
-            security_protocol=self.kafka_security_protocol,
-            sasl_mechanism=self.kafka_sasl_mechanism,
-            sasl_username=self.kafka_sasl_username,
-            sasl_password=self.kafka_sasl_password,
-            ssl_cafile=self.kafka_ssl_cafile,
-            ssl_certfile=self.kafka_ssl_certfile,
-            ssl_keyfile=self.kafka_ssl_keyfile,
-        )
-
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Keyword arguments shared by every aiokafka producer, consumer and admin client."""
-        return self.kafka_connection().client_options()
 
     @classmethod
     def documentation(cls) -> list[tuple[str, str, str]]:

@@ -9,6 +9,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from deploy.settings import Settings
+from deploy.wiring import kafka_connection
 from schemas.topics import Topic, catalogue
 
 __all__ = ["TopicState", "apply_catalogue", "describe_catalogue", "settings_catalogue"]
@@ -122,7 +123,7 @@ class _admin:
     """An admin client that is started on entry and always closed on exit."""
 
     def __init__(self, settings: Settings):
-        self.client = AIOKafkaAdminClient(**settings.kafka_client_options())
+        self.client = AIOKafkaAdminClient(**kafka_connection(settings).client_options())
 
     async def __aenter__(self) -> AIOKafkaAdminClient:
         await self.client.start()

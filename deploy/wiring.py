@@ -49,7 +49,17 @@ __all__ = [
 
 
 def kafka_connection(settings: Settings) -> KafkaConnection:
-    return settings.kafka_connection()
+    """How every Kafka client of lrx connects: servers, security, credentials."""
+    return KafkaConnection(
+        bootstrap_servers=settings.bootstrap_servers,
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=settings.kafka_sasl_username,
+        sasl_password=settings.kafka_sasl_password,
+        ssl_cafile=settings.kafka_ssl_cafile,
+        ssl_certfile=settings.kafka_ssl_certfile,
+        ssl_keyfile=settings.kafka_ssl_keyfile,
+    )
 
 
 def colleges(settings: Settings) -> CollegeRegistry:
@@ -214,7 +224,7 @@ def faust_options(settings: Settings) -> dict[str, Any]:
 def _credentials(settings: Settings) -> Any:
     import faust  # slow to import, and only the worker needs it
 
-    client = settings.kafka_client_options()
+    client = kafka_connection(settings).client_options()
     protocol = settings.kafka_security_protocol
     if protocol.startswith("SASL"):
         return faust.SASLCredentials(

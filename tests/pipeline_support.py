@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from deploy.settings import REPO_ROOT, Settings
+from deploy.wiring import kafka_connection
 from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
 from streams.kafka import topic_reader as topic_snapshot
@@ -138,7 +139,9 @@ def subscription_message(value: dict) -> tuple[str, bytes, bytes]:
 
 
 async def publish(settings: Settings, messages: Iterable[tuple[str, bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(
+        **kafka_connection(settings).client_options(), linger_ms=5, acks="all"
+    )
     await producer.start()
     try:
         futures = [await producer.send(t, value, key=key) for t, key, value in messages]
@@ -160,7 +163,7 @@ class Consumed:
 async def read_topic(settings: Settings, topic: str, decode: bool = True) -> list[Consumed]:
     """Every message of the topic up to its current end, decoded unless `decode` is False."""
     found: list[Consumed] = []
-    for m in await topic_snapshot.read_topic(settings.kafka_connection(), topic):
+    for m in await topic_snapshot.read_topic(kafka_connection(settings), topic):
         value = None
         if m.value is not None:
             value = CODEC.decode_any(m.value)[1] if decode else {"raw": m.value}

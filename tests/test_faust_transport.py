@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from deploy.wiring import pipeline_app
+from deploy.wiring import kafka_connection, pipeline_app
 from streams.worker.faust_transport import FaustApp, seek_to_committed_or_beginning
 from tests.kafka_support import create_topic
 
@@ -22,7 +22,7 @@ async def _topic_read_to_end(settings, topic: str, group: str) -> AIOKafkaConsum
     """A consumer in `group` assigned both partitions of `topic`, positioned at their end
     (5 records each), having committed offset 3 of partition 0 only."""
     await create_topic(settings, topic, partitions=2)
-    producer = AIOKafkaProducer(acks="all", **settings.kafka_client_options())
+    producer = AIOKafkaProducer(acks="all", **kafka_connection(settings).client_options())
     await producer.start()
     try:
         for partition in (0, 1):
@@ -34,7 +34,7 @@ async def _topic_read_to_end(settings, topic: str, group: str) -> AIOKafkaConsum
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **settings.kafka_client_options(),
+        **kafka_connection(settings).client_options(),
     )
     await consumer.start()
     tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]

@@ -12,7 +12,7 @@ from connectors.gateway.app import create_app
 from deploy.broker import EmbeddedBroker
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
-from deploy.wiring import gateway_config
+from deploy.wiring import gateway_config, kafka_connection
 from schemas.codec import Codec
 from schemas.topics import LEARNING_RECORDS, USER_PROFILES
 from streams.kafka.topic_reader import read_topic
@@ -49,7 +49,7 @@ async def read_all(settings: Settings, topic: str, message: str) -> list[dict]:
     """Every message now in the topic, decoded."""
     codec = Codec.default()
     return [
-        codec.decode(message, m.value) for m in await read_topic(settings.kafka_connection(), topic)
+        codec.decode(message, m.value) for m in await read_topic(kafka_connection(settings), topic)
     ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from deploy.wiring import kafka_connection
 from tests.kafka_support import create_topic
 
 pytestmark = pytest.mark.kafka
@@ -17,7 +18,7 @@ async def _consume(settings, topic: str, group: str, count: int) -> list[bytes]:
         group_id=group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        **settings.kafka_client_options(),
+        **kafka_connection(settings).client_options(),
     )
     await consumer.start()
     try:
@@ -40,7 +41,7 @@ async def _consume(settings, topic: str, group: str, count: int) -> list[bytes]:
 async def test_consumer_resumes_at_committed_offset(settings, unique_name):
     topic, group = unique_name("roundtrip"), unique_name("roundtrip-group")
     await create_topic(settings, topic)
-    producer = AIOKafkaProducer(acks="all", **settings.kafka_client_options())
+    producer = AIOKafkaProducer(acks="all", **kafka_connection(settings).client_options())
     await producer.start()
     try:
         for i in range(10):

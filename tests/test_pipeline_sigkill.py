@@ -15,6 +15,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.topic_provisioning import apply_catalogue
+from deploy.wiring import kafka_connection
 from schemas.topics import INELIGIBLE, LEARNING_RECORDS, PENDING, outbox_topic
 from tests.pipeline_support import (
     WorkerProcess,
@@ -38,7 +39,7 @@ APP_ID = "lrx-sigkill"
 
 
 async def committed_offsets(settings) -> int:
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    admin = AIOKafkaAdminClient(**kafka_connection(settings).client_options())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(APP_ID)

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaConnectionError
 import streams.kafka.topic_reader as topic_snapshot
 import streams.worker.subscriptions as subscriptions
 from deploy.settings import Settings
+from deploy.wiring import kafka_connection
 from schemas.topics import COURSE_RECIPIENTS, course_key
 from streams.rules.recipients import RecipientDirectory
 from streams.rules.routing import Subscription
@@ -91,7 +92,7 @@ async def test_a_reread_after_a_failure_rebuilds_the_subscriptions_and_reports_b
     observer = CountingObserver()
     directory = RecipientDirectory.from_settings(settings.recipients, settings.recipient_aliases)
     reader = subscriptions.SubscriptionReader(
-        settings.kafka_connection(), settings.pipeline_read_timeout, CODEC, directory, observer
+        kafka_connection(settings), settings.pipeline_read_timeout, CODEC, directory, observer
     )
     reader.courses = {STALE: Subscription(("cmars",))}
     reader.ready.set()  # as after an earlier read

@@ -15,6 +15,7 @@ from connectors.lms.problems import InvalidInput
 from deploy.cli import recipients
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
+from deploy.wiring import kafka_connection
 from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS
 from streams.rules.recipients import RecipientDirectory
@@ -56,7 +57,9 @@ def test_adding_keeps_activities_unless_given_and_removing_follows_aliases():
 async def course_messages(settings: Settings) -> list[tuple[bytes, dict]]:
     """Every message of lrx.course-recipients, decoded, in order."""
     codec = Codec.default()
-    consumer = AIOKafkaConsumer(auto_offset_reset="earliest", **settings.kafka_client_options())
+    consumer = AIOKafkaConsumer(
+        auto_offset_reset="earliest", **kafka_connection(settings).client_options()
+    )
     await consumer.start()
     try:
         tp = TopicPartition(COURSE_RECIPIENTS, 0)

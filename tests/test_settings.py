@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deploy.settings import Settings, SettingsError
+from deploy.wiring import kafka_connection
 
 
 def test_defaults_point_at_the_embedded_broker():
@@ -12,7 +13,7 @@ def test_defaults_point_at_the_embedded_broker():
     assert settings.uses_embedded_broker
     assert settings.bootstrap_servers == "127.0.0.1:9092"
     assert settings.controller_port == 9093
-    assert settings.kafka_client_options() == {
+    assert kafka_connection(settings).client_options() == {
         "bootstrap_servers": "127.0.0.1:9092",
         "security_protocol": "PLAINTEXT",
     }
@@ -28,7 +29,7 @@ def test_external_cluster_is_only_configuration():
             "LRX_KAFKA_SASL_PASSWORD": "secret",
         }
     )
-    options = settings.kafka_client_options()
+    options = kafka_connection(settings).client_options()
     assert not settings.uses_embedded_broker
     assert options["bootstrap_servers"] == "kafka-1.example:9093,kafka-2.example:9093"
     assert options["sasl_mechanism"] == "SCRAM-SHA-512"

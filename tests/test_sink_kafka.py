@@ -32,7 +32,7 @@ from connectors.doubles.cmars_emulator import CmarsState, EmulatorConfig, Faults
 from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue, settings_catalogue
-from deploy.wiring import sink_config
+from deploy.wiring import kafka_connection, sink_config
 from schemas.codec import Codec, CodecError
 from schemas.examples import routed_record
 from schemas.topics import DELIVERY_RECEIPTS, dlq_topic, outbox_topic, user_key
@@ -76,7 +76,7 @@ class Bench:
         await self.produce_bytes([(outbox_key(r), CODEC.encode("RoutedRecord", r)) for r in routed])
 
     async def produce_bytes(self, messages: list[tuple[bytes, bytes]]) -> None:
-        producer = AIOKafkaProducer(acks="all", **self.settings.kafka_client_options())
+        producer = AIOKafkaProducer(acks="all", **kafka_connection(self.settings).client_options())
         await producer.start()
         try:
             sends = [await producer.send(self.outbox, value, key=key) for key, value in messages]
@@ -115,7 +115,7 @@ class Bench:
         consumer = AIOKafkaConsumer(
             group_id=sink_config(self.settings).group_of(self.recipient),
             enable_auto_commit=False,
-            **self.settings.kafka_client_options(),
+            **kafka_connection(self.settings).client_options(),
         )
         await consumer.start()
         try:
@@ -125,7 +125,7 @@ class Bench:
             await consumer.stop()
 
     async def end_offsets(self) -> dict[int, int]:
-        consumer = AIOKafkaConsumer(**self.settings.kafka_client_options())
+        consumer = AIOKafkaConsumer(**kafka_connection(self.settings).client_options())
         await consumer.start()
         try:
             tps = [TopicPartition(self.outbox, p) for p in range(self.settings.topic_partitions)]
@@ -141,7 +141,9 @@ def outbox_key(routed: dict[str, Any]) -> bytes:
 async def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every message of a topic, read from the start up to the end offsets of now."""
     consumer = AIOKafkaConsumer(
-        enable_auto_commit=False, auto_offset_reset="earliest", **settings.kafka_client_options()
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **kafka_connection(settings).client_options(),
     )
     await consumer.start()
     try:

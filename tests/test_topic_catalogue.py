@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from deploy.topic_provisioning import apply_catalogue, describe_catalogue, settings_catalogue
+from deploy.wiring import kafka_connection
 from schemas.topics import DAY_MS, LEARNING_RECORDS, catalogue
 
 
@@ -49,7 +50,7 @@ async def test_applied_catalogue_reads_back_identical(fresh_broker):
         t.name for t in settings_catalogue(settings)
     }
 
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    admin = AIOKafkaAdminClient(**kafka_connection(settings).client_options())
     await admin.start()
     try:
         metadata = {t["topic"]: t for t in await admin.describe_topics()}
@@ -76,7 +77,7 @@ async def test_applied_catalogue_reads_back_identical(fresh_broker):
 async def test_drift_is_reported_and_configs_are_reset(fresh_broker):
     settings = fresh_broker()
     await apply_catalogue(settings)
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    admin = AIOKafkaAdminClient(**kafka_connection(settings).client_options())
     await admin.start()
     try:
         await admin.alter_configs(

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from deploy.cli import users
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
+from deploy.wiring import kafka_connection
 from schemas.codec import Codec
 from schemas.topics import USER_PROFILES, user_key
 
@@ -86,7 +87,7 @@ def known_profile(site: str, user_id: str, username: str, oci_id: str | None, de
 
 async def seed_profiles(settings: Settings) -> None:
     await apply_catalogue(settings)
-    producer = AIOKafkaProducer(acks="all", **settings.kafka_client_options())
+    producer = AIOKafkaProducer(acks="all", **kafka_connection(settings).client_options())
     await producer.start()
     try:
         for user in KNOWN_USERS:
@@ -98,7 +99,9 @@ async def seed_profiles(settings: Settings) -> None:
 
 async def all_profiles(settings: Settings) -> list[tuple[bytes, dict[str, Any]]]:
     """Every message of lms.user-profiles, decoded, in partition and offset order."""
-    consumer = AIOKafkaConsumer(auto_offset_reset="earliest", **settings.kafka_client_options())
+    consumer = AIOKafkaConsumer(
+        auto_offset_reset="earliest", **kafka_connection(settings).client_options()
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(USER_PROFILES, p) for p in range(settings.topic_partitions)]

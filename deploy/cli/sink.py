@@ -99,7 +99,7 @@ async def _show_backlog(settings: Settings, recipient: str, schedule: Schedule) 
     consumer = AIOKafkaConsumer(
         group_id=sink_config(settings).group_of(recipient),
         enable_auto_commit=False,
-        **settings.kafka_client_options(),
+        **kafka_connection(settings).client_options(),
     )
     await consumer.start()
     try:
