@@ -21,7 +21,7 @@ import pytest
 
 from deploy.broker import free_port_pair
 from deploy.settings import REPO_ROOT
-from tests.test_lms_mapping import course_completed, statement
+from tests.support.lms import course_completed, statement
 
 pytestmark = pytest.mark.kafka
 

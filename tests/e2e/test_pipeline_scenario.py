@@ -16,11 +16,8 @@ import pytest
 
 from deploy.topic_provisioning import apply_catalogue
 from schemas.topics import INELIGIBLE, PENDING, PIPELINE_DEAD_LETTERS, outbox_topic
-from tests.pipeline_support import (
+from tests.support.pipeline import (
     WorkerProcess,
-    course_recipients,
-    learning_record,
-    profile,
     profile_message,
     publish,
     read_topic,
@@ -29,6 +26,7 @@ from tests.pipeline_support import (
     subscription_message,
     wait_for,
 )
+from tests.support.records import course_recipients, learning_record, profile
 
 pytestmark = pytest.mark.kafka
 

@@ -17,10 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from deploy.topic_provisioning import apply_catalogue
 from deploy.wiring import kafka_connection
 from schemas.topics import INELIGIBLE, LEARNING_RECORDS, PENDING, outbox_topic
-from tests.pipeline_support import (
+from tests.support.pipeline import (
     WorkerProcess,
-    course_recipients,
-    mixed_records,
     profile_message,
     publish,
     read_topic,
@@ -29,6 +27,7 @@ from tests.pipeline_support import (
     subscription_message,
     wait_for,
 )
+from tests.support.records import course_recipients, mixed_records
 
 pytestmark = pytest.mark.kafka
 

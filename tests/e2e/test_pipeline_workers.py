@@ -15,11 +15,8 @@ import pytest
 
 from deploy.topic_provisioning import apply_catalogue
 from schemas.topics import INELIGIBLE, LEARNING_RECORDS, PENDING, outbox_topic
-from tests.pipeline_support import (
+from tests.support.pipeline import (
     WorkerProcess,
-    course_recipients,
-    mixed_records,
-    profile,
     profile_message,
     publish,
     read_topic,
@@ -28,6 +25,7 @@ from tests.pipeline_support import (
     subscription_message,
     wait_for,
 )
+from tests.support.records import course_recipients, mixed_records, profile
 
 pytestmark = pytest.mark.kafka
 

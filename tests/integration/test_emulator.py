@@ -13,7 +13,7 @@ import pytest
 from connectors.cmars.contract import batch_body, batch_id_of, record_json, request_record
 from connectors.doubles.cmars_emulator import CmarsState, Faults
 from schemas.examples import routed_record
-from tests.test_cmars_contract import TOKEN, emulator_config, running_emulator
+from tests.support.cmars import TOKEN, emulator_config, running_emulator
 
 
 class Client:

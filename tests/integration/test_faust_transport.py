@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from deploy.wiring import kafka_connection, pipeline_app
 from streams.worker.faust_transport import FaustApp, seek_to_committed_or_beginning
-from tests.kafka_support import create_topic
+from tests.support.kafka import create_topic
 
 pytestmark = pytest.mark.kafka
 

@@ -12,11 +12,10 @@ from connectors.gateway.app import create_app
 from deploy.broker import EmbeddedBroker
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
-from deploy.wiring import gateway_config, kafka_connection
-from schemas.codec import Codec
+from deploy.wiring import gateway_config
 from schemas.topics import LEARNING_RECORDS, USER_PROFILES
-from streams.kafka.topic_reader import read_topic
-from tests.test_lms_mapping import course_completed, module_completion, statement
+from tests.support.kafka import read_all
+from tests.support.lms import course_completed, module_completion, statement
 
 pytestmark = pytest.mark.kafka
 
@@ -43,14 +42,6 @@ async def kafka(fresh_broker) -> Settings:
 async def client(kafka) -> AsyncIterator[TestClient]:
     async with TestClient(TestServer(create_app(gateway_config(kafka)))) as client:
         yield client
-
-
-async def read_all(settings: Settings, topic: str, message: str) -> list[dict]:
-    """Every message now in the topic, decoded."""
-    codec = Codec.default()
-    return [
-        codec.decode(message, m.value) for m in await read_topic(kafka_connection(settings), topic)
-    ]
 
 
 async def test_moodle_events_and_statements_are_stored_before_202(client, kafka):

@@ -1,17 +1,18 @@
-"""The gateway with a fake publisher: HTTP behaviour and configuration, no broker."""
+"""The gateway with a fake publisher over real HTTP (aiohttp's TestServer), no broker.
+
+Its timeouts, which need no server, are checked in tests/unit/test_gateway_timeouts.py."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from connectors.gateway.app import create_app
 from deploy.settings import Settings
-from deploy.wiring import admin_publisher, gateway_config, ingest_publisher
-from tests.test_lms_mapping import course_completed
+from deploy.wiring import gateway_config
+from tests.support.lms import course_completed
 
 TOKEN = {"Authorization": "Bearer sb-token"}
 
@@ -79,11 +80,3 @@ async def test_token_and_site_url_maps_are_parsed_once_not_per_request(monkeypat
             assert answer.status == 202
     assert len(publisher.records) == 5
     assert calls == parsed, "the gateway re-parsed LRX_INGEST_TOKENS or LRX_SITE_URLS"
-
-
-@pytest.mark.parametrize("ingest, admin", [(3.0, 30.0), (10.0, 2.5)])
-async def test_admin_commands_wait_the_admin_timeout_and_the_gateway_the_ingest_one(ingest, admin):
-    chosen = Settings().replace(ingest_kafka_timeout=ingest, admin_kafka_timeout=admin)
-    assert admin_publisher(chosen).timeout == admin
-    assert ingest_publisher(chosen).timeout == ingest
-    assert gateway_config(chosen).ingest_timeout == ingest

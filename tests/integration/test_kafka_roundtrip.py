@@ -6,7 +6,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from deploy.wiring import kafka_connection
-from tests.kafka_support import create_topic
+from tests.support.kafka import create_topic
 
 pytestmark = pytest.mark.kafka
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from deploy.cli import main
 from deploy.topic_provisioning import apply_catalogue
 from schemas.topics import LEARNING_RECORDS
-from tests.test_gateway import read_all
-from tests.test_lms_mapping import course_completed, module_completion
+from tests.support.kafka import read_all
+from tests.support.lms import course_completed, module_completion
 
 pytestmark = pytest.mark.kafka
 

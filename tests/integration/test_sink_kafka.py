@@ -36,9 +36,10 @@ from deploy.wiring import kafka_connection, sink_config
 from schemas.codec import Codec, CodecError
 from schemas.examples import routed_record
 from schemas.topics import DELIVERY_RECEIPTS, dlq_topic, outbox_topic, user_key
-from tests.conftest import unique
-from tests.test_cmars_contract import TOKEN, emulator_config, eventually, running_emulator
-from tests.test_codec_fast_paths import with_timestamp_millis
+from tests.support.cmars import TOKEN, emulator_config, running_emulator
+from tests.support.codec import with_timestamp_millis
+from tests.support.kafka import unique
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.kafka
 

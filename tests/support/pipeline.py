@@ -1,126 +1,26 @@
-"""Helpers of the pipeline tests: record builders, publishing, reading topics, worker processes.
-
-No tests here (hence not named test_*); the pipeline tests import from it.
+"""Helpers of the pipeline tests: messages to publish, publishing, reading topics, waiting,
+worker processes. The records themselves are built by tests/support/records.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from deploy.settings import REPO_ROOT, Settings
 from deploy.wiring import kafka_connection
-from schemas.codec import Codec
 from schemas.topics import COURSE_RECIPIENTS, LEARNING_RECORDS, USER_PROFILES, course_key, user_key
 from streams.kafka import topic_reader as topic_snapshot
-from streams.rules.record_identity import record_id_of
-
-CODEC = Codec.default()
-SITE = "sunnybrook"
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
-
-
-def learning_record(
-    user: str,
-    course: str,
-    completed: str,
-    *,
-    site: str = SITE,
-    source: str = "course_completion",
-    state: str = "complete",
-    cmid: str | None = None,
-    voided: bool = False,
-    expires: str | None = None,
-) -> dict[str, Any]:
-    record = {
-        "record_id": "",
-        "site": site,
-        "user_id": user,
-        "course": {"id": course, "shortname": f"C{course}", "idnumber": None},
-        "activity": {"cmid": cmid, "name": f"activity {cmid}", "modname": "scorm"}
-        if cmid
-        else None,
-        "completion_state": state,
-        "completed_at": at(completed),
-        "source": source,
-        "voided": voided,
-        "expires_at": at(expires) if expires else None,
-        "origin": {"moodle_event": None, "moodle_object_id": None, "xapi_statement_id": None},
-        "published_at": datetime.now(UTC),
-    }
-    record["record_id"] = record_id_of(record)
-    return record
-
-
-def profile(user: str, oci_id: str | None, *, site: str = SITE, deleted: bool = False) -> dict:
-    return {
-        "site": site,
-        "user_id": user,
-        "username": f"user{user}",
-        "firstname": None,
-        "lastname": None,
-        "email": None,
-        "oci_id": oci_id,
-        "suspended": False,
-        "deleted": deleted,
-        "modified_at": datetime.now(UTC),
-    }
-
-
-def course_recipients(
-    course: str, recipients: list[str], required: Iterable[str] = (), *, site: str = SITE
-) -> dict:
-    return {
-        "site": site,
-        "course_id": course,
-        "recipients": recipients,
-        "required_activities": list(required),
-        "changed_by": "admin",
-        "changed_at": datetime.now(UTC),
-    }
-
-
-def mixed_records(
-    count: int, users: int, seed: int = 4
-) -> tuple[list[dict], list[dict], set[str], set[str], set[str]]:
-    """Profiles, records over courses c0-c6, and the ids expected routed, ineligible, pending.
-
-    5% of users have no OCI ID (their records are held), 5% of records are incomplete.
-    """
-    rng = random.Random(seed)
-    profiles = []
-    for n in range(users):
-        oci = "" if n % 20 == 0 else f"CA-ON-CPSO-{10000 + n}"  # 5% of users have none
-        profiles.append(profile(f"u{n}", oci))
-    records, routed, ineligible, pending = [], [], set(), set()
-    start = datetime(2026, 4, 2, tzinfo=UTC)
-    for n in range(count):
-        user = rng.randrange(users)
-        completed = (start + timedelta(minutes=n)).isoformat()
-        state = "incomplete" if rng.random() < 0.05 else "complete"
-        record = learning_record(f"u{user}", f"c{n % 7}", completed, state=state)
-        records.append(record)
-        if state == "incomplete":
-            ineligible.add(record["record_id"])
-        elif user % 20 == 0:
-            pending.add(record["record_id"])
-        else:
-            routed.append(record["record_id"])
-    return profiles, records, set(routed), ineligible, pending
+from tests.support.polling import eventually
+from tests.support.records import CODEC
 
 
 def record_message(record: dict) -> tuple[str, bytes, bytes]:
@@ -183,13 +83,8 @@ def still_pending(messages: list[Consumed]) -> dict[str, dict]:
 async def wait_for(
     condition: Callable[[], Awaitable[bool]], timeout: float, what: str, poll: float = 0.5
 ) -> None:
-    """Poll an async condition until it holds; fail naming `what` after `timeout` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(poll)
+    """`eventually`, polling every half second by default: each poll reads whole topics."""
+    await eventually(condition, timeout, what, poll)
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:

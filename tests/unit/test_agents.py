@@ -36,7 +36,7 @@ from streams.worker.app import PipelineApp
 from streams.worker.decision_log import DecisionLog, DecisionLogError, apply_output
 from streams.worker.messages import Decoded, MessageWriter
 from streams.worker.pipeline import Pipeline
-from tests.pipeline_support import CODEC, SITE, learning_record, profile
+from tests.support.records import CODEC, SITE, learning_record, profile
 
 KEY = f"{SITE}/u1".encode()
 

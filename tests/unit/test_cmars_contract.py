@@ -1,34 +1,24 @@
-"""The CMaRS contract: openapi.yaml against the bodies the sink sends and the emulator answers,
-batch ids, the retry policy, the schedule and the batcher. No broker needed.
+"""The CMaRS contract: openapi.yaml against the bodies the sink sends, batch ids, the retry
+policy, the schedule and the batcher. No broker, no server: the emulator's answers are checked
+against the contract in tests/integration/test_cmars_contract_http.py.
 
-The helpers at the top (emulator configs, a running emulator, `eventually`) are shared
-by tests/test_emulator.py and tests/test_sink_kafka.py; example records come from
+The contract and its validator come from tests/support/contract.py; example records from
 schemas/examples.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import random
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 import yaml
-from aiohttp import web
-from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from connectors.cmars.batch import Batcher, Entry
 from connectors.cmars.contract import (
-    CONTRACT_FILE,
     MalformedRecord,
     batch_body,
     batch_id_of,
@@ -39,20 +29,10 @@ from connectors.cmars.contract import (
 from connectors.cmars.errors import TransientFailure
 from connectors.cmars.retry import MIN_WAIT, RetryPolicy, parse_retry_after
 from connectors.cmars.schedule import Schedule, ScheduleError
-from connectors.doubles.cmars_emulator import STATE, CmarsState, EmulatorConfig, create_app
-from deploy import wiring
 from deploy.settings import Settings, SettingsError
 from schemas.examples import routed_record
 from schemas.vocabulary import SENT_SOURCES
-
-TOKEN = "test-token"
-
-
-def emulator_config(**changes: Any) -> EmulatorConfig:
-    """The emulator as the settings' defaults make it, with the test token, no scheduled
-    refresh, and `changes`."""
-    defaults = Settings(emulator_token=TOKEN, emulator_refresh="")
-    return dataclasses.replace(wiring.emulator_config(defaults), **changes)
+from tests.support.contract import load_contract, validator
 
 
 def retry_policy(**changes: Any) -> RetryPolicy:
@@ -66,50 +46,12 @@ def retry_policy(**changes: Any) -> RetryPolicy:
     return dataclasses.replace(policy, **changes)
 
 
-@asynccontextmanager
-async def running_emulator(config: EmulatorConfig) -> AsyncIterator[tuple[str, CmarsState]]:
-    """The emulator on a free port of 127.0.0.1: (base URL, its state)."""
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}", app[STATE]
-    finally:
-        await runner.cleanup()
-
-
-async def eventually(condition: Callable[[], Any], timeout: float, what: str) -> None:
-    """Poll `condition` (sync or async) until it is true; fail naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.05)
-
-
 # --- the OpenAPI document
 
 
 @pytest.fixture(scope="module")
 def contract() -> dict[str, Any]:
-    return yaml.safe_load(CONTRACT_FILE.read_text())
-
-
-def validator(contract: dict[str, Any], schema: str) -> Draft202012Validator:
-    registry = Registry().with_resource(
-        "urn:cmars", Resource.from_contents(contract, default_specification=DRAFT202012)
-    )
-    return Draft202012Validator(
-        {"$ref": f"urn:cmars#/components/schemas/{schema}"}, registry=registry
-    )
+    return load_contract()
 
 
 def test_contract_is_versioned_and_names_every_error(contract: dict[str, Any]) -> None:
@@ -163,28 +105,6 @@ def test_request_record_names_the_missing_field() -> None:
     routed["record_id"] = "record-1"
     with pytest.raises(MalformedRecord, match="record_id: 'record-1' is not a UUID"):
         request_record(routed)
-
-
-async def test_emulator_answers_fit_the_contract(contract: dict[str, Any]) -> None:
-    routed = [routed_record(n) for n in range(2)] + [routed_record(9, college="CA-ON-COPO")]
-    fragments = [record_json(request_record(r)) for r in routed]
-    batch_id = batch_id_of(r["record_id"] for r in routed)
-    body = batch_body(batch_id, fragments, datetime.now(UTC))
-    headers = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": batch_id}
-    async with (
-        running_emulator(emulator_config()) as (url, _),
-        aiohttp.ClientSession(headers=headers) as http,
-    ):
-        async with http.post(f"{url}/lrx/v1/batches", data=body) as answer:
-            assert answer.status == 200
-            validator(contract, "BatchResult").validate(await answer.json())
-        async with http.post(f"{url}/lrx/v1/batches", data=b"{") as answer:
-            assert answer.status == 400
-            validator(contract, "Error").validate(await answer.json())
-        async with http.get(f"{url}/admin/records") as answer:
-            validator(contract, "Inventory").validate(await answer.json())
-        async with http.get(f"{url}/lrx/v1/openapi.yaml") as answer:
-            assert yaml.safe_load(await answer.read()) == contract
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from connectors.cmars.contract import ROUTED_FIELDS
 from schemas.codec import HEADER_SIZE, MARKER, Codec, CodecError, fingerprint_of, load_contracts
 from schemas.codec.projection import BodyReader, wanted_tree
 from schemas.examples import delivery_receipt, learning_record, routed_record
+from tests.support.codec import with_timestamp_millis
 
 CODEC = Codec.default()
 
@@ -90,23 +91,6 @@ def test_a_corrupt_wanted_string_is_the_codec_error_of_decode() -> None:
     with pytest.raises(CodecError) as caught:
         CODEC.projection("RoutedRecord", ROUTED_FIELDS)(data)
     assert caught.value.kind == "invalid_record"
-
-
-def _zigzag_varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    return bytes(out + bytes([n]))
-
-
-def with_timestamp_millis(data: bytes, moment: datetime, millis: int) -> bytes:
-    """`data` with the timestamp-millis `moment` replaced by `millis`, as another Avro writer
-    (Java's, say) may write it: a long that Python's datetime cannot hold."""
-    old = _zigzag_varint(int(moment.timestamp() * 1000))
-    assert data.count(old) == 1, "the timestamp's bytes are not unique in the record"
-    return data.replace(old, _zigzag_varint(millis))
 
 
 def test_a_timestamp_past_year_9999_is_a_codec_error_not_an_overflow() -> None:

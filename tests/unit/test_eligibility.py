@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -27,36 +26,17 @@ from streams.rules.eligibility import (
 )
 from streams.rules.oci_id import OciId, OciIdErrorCode
 from streams.rules.reporting_period import FISCAL_YEAR
+from tests.support.records import COMPLETED, record_with
 
 COLLEGES = CollegeRegistry.load()
 NOW = datetime(2026, 10, 1, 12, tzinfo=UTC)
 PERIOD = FISCAL_YEAR.period_of(NOW)  # 2026-27
-COMPLETED = datetime(2026, 9, 30, 15, 4, 5, tzinfo=UTC)
 VALID = ProfileState.of_profile({"oci_id": "College of Midwives of Ontario | 0042"}, COLLEGES)
-
-
-def learning_record(**changes: Any) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "record_id": "00000000-0000-0000-0000-000000000000",
-        "site": "sunnybrook",
-        "user_id": "17",
-        "course": {"id": "42", "shortname": "IPAC", "idnumber": None},
-        "activity": None,
-        "completion_state": "complete",
-        "completed_at": COMPLETED,
-        "source": "course_completion",
-        "voided": False,
-        "expires_at": None,
-        "origin": {"moodle_event": None, "moodle_object_id": None, "xapi_statement_id": None},
-        "published_at": COMPLETED,
-    }
-    record.update(changes)
-    return record
 
 
 def decide(record=None, profile=VALID, required=(), completed=(), now=NOW):
     return check(
-        record if record is not None else learning_record(),
+        record if record is not None else record_with(),
         profile,
         required_activities=required,
         completed_activities=completed,
@@ -80,7 +60,7 @@ def reason_of(verdict) -> ReasonCode:
 )  # fmt: skip
 def test_a_complete_record_of_a_user_with_a_valid_oci_id_is_eligible(source, state):
     activity = {"cmid": "9", "name": "Quiz", "modname": "quiz"}
-    record = learning_record(
+    record = record_with(
         source=str(source), completion_state=str(state),
         activity=activity if source is Source.ACTIVITY_COMPLETION else None,
     )  # fmt: skip
@@ -88,7 +68,7 @@ def test_a_complete_record_of_a_user_with_a_valid_oci_id_is_eligible(source, sta
 
 
 def test_supporting_documentation_is_sent():
-    record = learning_record(
+    record = record_with(
         source="supporting_documentation",
         activity={"cmid": "77", "name": "Supporting Documentation", "modname": "assign"},
     )
@@ -98,22 +78,22 @@ def test_supporting_documentation_is_sent():
 
 @pytest.mark.parametrize("source", ["csv_upload", "equivalency", "admin_upload", "legacy"])
 def test_sources_that_are_never_sent(source):
-    verdict = decide(learning_record(source=source))
+    verdict = decide(record_with(source=source))
     assert reason_of(verdict) is ReasonCode.SOURCE_NOT_SENT
     assert source in verdict.detail
 
 
 def test_voided():
-    assert reason_of(decide(learning_record(voided=True))) is ReasonCode.VOIDED
+    assert reason_of(decide(record_with(voided=True))) is ReasonCode.VOIDED
 
 
 def test_incomplete_including_xapi_completion_false():
-    record = learning_record(source="xapi", completion_state="incomplete")
+    record = record_with(source="xapi", completion_state="incomplete")
     assert reason_of(decide(record)) is ReasonCode.NOT_COMPLETE
 
 
 def test_failed():
-    record = learning_record(completion_state="complete_fail")
+    record = record_with(completion_state="complete_fail")
     assert reason_of(decide(record)) is ReasonCode.FAILED
 
 
@@ -123,13 +103,13 @@ def test_failed():
     ids=["before now", "at now", "at completion", "before completion"],
 )
 def test_expired(expires_at):
-    verdict = decide(learning_record(expires_at=expires_at))
+    verdict = decide(record_with(expires_at=expires_at))
     assert reason_of(verdict) is ReasonCode.EXPIRED
     assert expires_at.isoformat() in verdict.detail
 
 
 def test_an_expiry_in_the_future_is_fine():
-    assert isinstance(decide(learning_record(expires_at=NOW + timedelta(days=30))), Eligible)
+    assert isinstance(decide(record_with(expires_at=NOW + timedelta(days=30))), Eligible)
 
 
 @pytest.mark.parametrize(
@@ -141,13 +121,13 @@ def test_an_expiry_in_the_future_is_fine():
     ],
 )
 def test_outside_period(completed_at, when):
-    verdict = decide(learning_record(completed_at=completed_at))
+    verdict = decide(record_with(completed_at=completed_at))
     assert reason_of(verdict) is ReasonCode.OUTSIDE_PERIOD
     assert f"{when} reporting period 2026-27" in verdict.detail
 
 
 def test_the_first_millisecond_of_the_period_is_inside():
-    assert isinstance(decide(learning_record(completed_at=PERIOD.start)), Eligible)
+    assert isinstance(decide(record_with(completed_at=PERIOD.start)), Eligible)
 
 
 def test_required_activity_missing_names_the_missing_cmids():
@@ -161,7 +141,7 @@ def test_required_activities_all_completed():
 
 
 def test_an_activity_record_still_needs_the_other_required_activities():
-    record = learning_record(source="activity_completion", activity={"cmid": "5"})
+    record = record_with(source="activity_completion", activity={"cmid": "5"})
     assert reason_of(decide(record, required=["5", "6"])) is ReasonCode.REQUIRED_ACTIVITY_MISSING
     assert isinstance(decide(record, required=["5", "6"], completed=["6"]), Eligible)
 
@@ -212,7 +192,7 @@ def test_a_college_removed_from_the_registry_makes_a_stored_oci_id_invalid():
 
 
 def test_the_first_failing_rule_in_the_documented_order_wins():
-    everything_wrong = learning_record(
+    everything_wrong = record_with(
         voided=True,
         source="legacy",
         completion_state="incomplete",
@@ -241,12 +221,12 @@ def test_the_first_failing_rule_in_the_documented_order_wins():
 
 def test_every_reason_code_but_routing_s_own_comes_from_check():
     produced = {
-        reason_of(decide(learning_record(voided=True))),
-        reason_of(decide(learning_record(source="legacy"))),
-        reason_of(decide(learning_record(completion_state="incomplete"))),
-        reason_of(decide(learning_record(completion_state="complete_fail"))),
-        reason_of(decide(learning_record(expires_at=NOW))),
-        reason_of(decide(learning_record(completed_at=PERIOD.end))),
+        reason_of(decide(record_with(voided=True))),
+        reason_of(decide(record_with(source="legacy"))),
+        reason_of(decide(record_with(completion_state="incomplete"))),
+        reason_of(decide(record_with(completion_state="complete_fail"))),
+        reason_of(decide(record_with(expires_at=NOW))),
+        reason_of(decide(record_with(completed_at=PERIOD.end))),
         reason_of(decide(required=["1"])),
         reason_of(decide(profile=ProfileState(deleted=True))),
         reason_of(decide(profile=None)),
@@ -274,14 +254,14 @@ def test_what_held_records_wait_for():
 @pytest.mark.parametrize("source", list(Source))
 def test_a_source_is_not_sent_exactly_when_the_vocabulary_says_so(source):
     activity = {"cmid": "5", "name": "Quiz", "modname": "quiz"}
-    verdict = decide(learning_record(source=source, activity=activity))
+    verdict = decide(record_with(source=source, activity=activity))
     not_sent = isinstance(verdict, Ineligible) and verdict.reason is ReasonCode.SOURCE_NOT_SENT
     assert not_sent is (source in NEVER_SENT_SOURCES)
 
 
 @pytest.mark.parametrize("state", list(CompletionState))
 def test_a_state_passes_rule_3_exactly_when_it_is_done(state):
-    verdict = decide(learning_record(completion_state=state))
+    verdict = decide(record_with(completion_state=state))
     assert isinstance(verdict, Eligible) is (state in DONE_STATES)
 
 
@@ -291,7 +271,7 @@ ACTIVITY = {"cmid": "311", "name": "Supporting Documentation", "modname": "assig
 @pytest.mark.parametrize("source", sorted(ACTIVITY_SOURCES))
 @pytest.mark.parametrize("state", sorted(DONE_STATES))
 def test_a_done_activity_record_names_its_completed_activity(source, state):
-    record = learning_record(source=source, completion_state=state, activity=ACTIVITY)
+    record = record_with(source=source, completion_state=state, activity=ACTIVITY)
     assert completed_activity(record) == "311"
     # Expiry and period are the record's own verdict, not the activity's completion.
     assert completed_activity({**record, "expires_at": COMPLETED}) == "311"
@@ -311,6 +291,6 @@ def test_a_done_activity_record_names_its_completed_activity(source, state):
     ],
 )
 def test_a_record_that_is_no_done_activity_completes_none(changes):
-    record = learning_record(source="activity_completion", activity=ACTIVITY)
+    record = record_with(source="activity_completion", activity=ACTIVITY)
     assert completed_activity(record) == "311"
     assert completed_activity({**record, **changes}) is None

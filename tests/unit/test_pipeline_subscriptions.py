@@ -17,7 +17,7 @@ from schemas.topics import COURSE_RECIPIENTS, course_key
 from streams.rules.recipients import RecipientDirectory
 from streams.rules.routing import Subscription
 from streams.worker.observer import PipelineObserver
-from tests.pipeline_support import CODEC, SITE, course_recipients
+from tests.support.records import CODEC, SITE, course_recipients
 
 C1 = course_key(SITE, "c1")
 STALE = course_key(SITE, "c9")  # unsubscribed, its tombstone compacted away

@@ -34,7 +34,7 @@ from streams.rules.recipients import RecipientDirectory
 from streams.rules.reporting_period import ReportingCalendar
 from streams.rules.routing import Reject, Route, RoutingRules
 from streams.worker.messages import Decoded, MessageWriter
-from tests.pipeline_support import SITE, course_recipients, learning_record, profile
+from tests.support.records import SITE, course_recipients, learning_record, profile
 
 CODEC = Codec.default()
 WRITER = MessageWriter(CODEC)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.rules.record_identity import RECORD_NAMESPACE, completion_kind, record_id, record_id_of
-from tests.test_eligibility import COMPLETED, learning_record
+from tests.support.records import COMPLETED, record_with
 
 MOODLE_ORIGIN = {
     "moodle_event": "\\core\\event\\course_completed",
@@ -29,8 +29,8 @@ def test_the_id_is_a_pinned_uuid5():
 
 
 def test_a_moodle_event_and_an_xapi_statement_of_one_completion_share_the_id():
-    moodle = learning_record(origin=MOODLE_ORIGIN)
-    xapi = learning_record(
+    moodle = record_with(origin=MOODLE_ORIGIN)
+    xapi = record_with(
         source="xapi",
         # xAPI timestamps carry milliseconds and any offset; Moodle stores whole seconds.
         completed_at=(COMPLETED + timedelta(milliseconds=731)).astimezone(
@@ -42,10 +42,10 @@ def test_a_moodle_event_and_an_xapi_statement_of_one_completion_share_the_id():
 
 
 def test_state_voiding_and_expiry_do_not_change_the_id():
-    original = record_id_of(learning_record())
-    assert record_id_of(learning_record(voided=True)) == original
-    assert record_id_of(learning_record(expires_at=COMPLETED)) == original
-    assert record_id_of(learning_record(completion_state="complete_pass")) == original
+    original = record_id_of(record_with())
+    assert record_id_of(record_with(voided=True)) == original
+    assert record_id_of(record_with(expires_at=COMPLETED)) == original
+    assert record_id_of(record_with(completion_state="complete_pass")) == original
 
 
 @pytest.mark.parametrize(
@@ -61,18 +61,18 @@ def test_state_voiding_and_expiry_do_not_change_the_id():
     ],
 )
 def test_a_different_completion_gets_a_different_id(changes):
-    assert record_id_of(learning_record(**changes)) != record_id_of(learning_record())
+    assert record_id_of(record_with(**changes)) != record_id_of(record_with())
 
 
 def test_activities_completed_in_the_same_second_differ():
-    five = learning_record(source="activity_completion", activity={"cmid": "5"})
-    six = learning_record(source="activity_completion", activity={"cmid": "6"})
+    five = record_with(source="activity_completion", activity={"cmid": "5"})
+    six = record_with(source="activity_completion", activity={"cmid": "6"})
     assert record_id_of(five) != record_id_of(six)
 
 
 def test_supporting_documentation_is_the_completion_of_its_activity():
-    upload = learning_record(source="supporting_documentation", activity={"cmid": "77"})
-    event = learning_record(source="activity_completion", activity={"cmid": "77"})
+    upload = record_with(source="supporting_documentation", activity={"cmid": "77"})
+    event = record_with(source="activity_completion", activity={"cmid": "77"})
     assert record_id_of(upload) == record_id_of(event)
 
 
