@@ -2,6 +2,7 @@
 # The test command: installs what is missing, starts the embedded broker if it is
 # not already up, runs pytest (arguments are passed on), and stops the broker it
 # started, even when tests fail. Exits with pytest's exit code.
+# One kind of test: bash deploy/test.sh tests/unit (or tests/integration, tests/e2e).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/bootstrap.sh

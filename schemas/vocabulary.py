@@ -1,6 +1,6 @@
 """The enumerations shared by the Avro contracts and the domain rules.
 
-Each one mirrors an Avro enum of the same name; tests/test_schemas checks that
+Each one mirrors an Avro enum of the same name; tests/unit/test_schemas checks that
 the symbols agree, so the codes written to Kafka and the codes in Python are one list.
 The groupings of their values that the rules, the record id and the CMaRS contract
 share are defined here, once.

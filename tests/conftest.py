@@ -1,4 +1,5 @@
-"""Shared fixtures: the real Kafka broker and settings that point at it.
+"""Shared fixtures of every kind of test (tests/unit, tests/integration, tests/e2e): the real
+Kafka broker and settings that point at it. Helpers live in tests/support/.
 
 `deploy/test.sh` starts the main broker before pytest; if it is not running,
 the `settings` fixture starts it and stops it at the end. Tests that need a
@@ -8,7 +9,6 @@ which starts a throwaway broker on free ports in a temporary folder.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import pytest
 
 from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import Settings
+from tests.support.kafka import unique
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +53,6 @@ def fresh_broker(tmp_path: Path) -> Iterator[Callable[[], Settings]]:
     yield start
     for broker in started:
         broker.stop()
-
-
-def unique(prefix: str) -> str:
-    """A name no other test or earlier run has used, for topics and consumer groups."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ them again. aiokafka's `seek_to_committed` does not move a partition that has
 no committed offset (or offset 0), so those records were skipped for good:
 a new consumer group, or a worker that got partitions before anyone committed
 them, could leave records undecided until the next restart. Observed here in
-tests/test_pipeline_workers.py (a kept partition's position already at its end
+tests/e2e/test_pipeline_workers.py (a kept partition's position already at its end
 after a rebalance, nothing committed, nothing handled) and in a fresh `lrx up`.
 
 "No committed offset" means "from the beginning" for this group

@@ -1,0 +1,179 @@
+"""The README's run command: the whole pipeline on its embedded broker, fed and stopped.
+
+Runs `bash deploy/run.sh` exactly as a newcomer would (with ports and a run
+folder of its own), posts Moodle events and xAPI statements through the
+gateway, checks they reach the CMaRS emulator, runs `lrx demo`, stops the
+stack with Ctrl-C and checks that no process it started is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deploy.broker import free_port_pair
+from deploy.settings import REPO_ROOT
+from tests.support.lms import course_completed, statement
+
+pytestmark = pytest.mark.kafka
+
+OCI_ID = "CA-ON-CPSO-24680"
+
+
+def _processes_using(run_dir: Path) -> list[str]:
+    """Processes whose environment or command line names this test's run folder."""
+    marker = str(run_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (
+                marker in (entry / "environ").read_bytes()
+                or marker in (entry / "cmdline").read_bytes()
+            ):
+                found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()[:200]!r}")
+        except OSError:
+            continue
+    return found
+
+
+def _call(method: str, url: str, body: object | None = None, token: str | None = None) -> dict:
+    request = urllib.request.Request(url, method=method)
+    if body is not None:
+        request.data = json.dumps(body).encode()
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.loads(answer.read() or b"{}")
+
+
+def _get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def _trace(env: dict[str, str], user: str, done, timeout: float = 60) -> str:
+    """`lrx trace` output for a user, once `done(output)` holds or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = subprocess.run(
+            [str(Path(sys.executable).with_name("lrx")), "trace", "--site", "sunnybrook",
+             "--user", user],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        if done(result.stdout) or time.monotonic() > deadline:
+            return result.stdout
+        time.sleep(1)
+
+
+def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
+    run_dir = tmp_path / "run"
+    gateway, emulator, metrics = free_port_pair(), free_port_pair(), free_port_pair()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRX_")}
+    env |= {
+        "LRX_RUN_DIR": str(run_dir),
+        "LRX_BROKER_PORT": str(free_port_pair()),
+        "LRX_GATEWAY_PORT": str(gateway),
+        "LRX_EMULATOR_PORT": str(emulator),
+        "LRX_INGEST_TOKENS": "sunnybrook:sb-token",
+        "LRX_METRICS_PORT": str(metrics),
+    }
+    output = tmp_path / "up.out"
+    with open(output, "wb") as out:
+        stack = subprocess.Popen(
+            ["bash", "deploy/run.sh"], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while b"lrx is up" not in output.read_bytes():
+            assert stack.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.5)
+
+        base = f"http://127.0.0.1:{gateway}"
+        _call("PUT", f"{base}/v1/courses/42/recipients", {"recipients": ["tahsn"]}, "sb-token")
+        _call(
+            "POST",
+            f"{base}/v1/users",
+            {"id": 55, "username": "drsmith", "ociid": OCI_ID},
+            "sb-token",
+        )
+        moodle = _call(
+            "POST", f"{base}/v1/moodle/events", course_completed(courseid=42), "sb-token"
+        )
+        xapi = _call(
+            "POST",
+            f"{base}/xapi/statements",
+            statement(
+                actor={"account": {"homePage": "https://sunnybrook.example", "name": "55"}},
+                object={"id": "https://sunnybrook.example/course/view.php?id=42"},
+                timestamp="2026-10-02T09:00:00Z",
+            ),
+            "sb-token",
+        )
+        expected = set(moodle["record_ids"] + xapi["record_ids"])
+        assert len(expected) == 2
+
+        cmars = f"http://127.0.0.1:{emulator}"
+        deadline = time.monotonic() + 90
+        while True:
+            _call("POST", f"{cmars}/admin/refresh", {})
+            seen = _call("GET", f"{cmars}/admin/records")
+            delivered = {r["record_id"] for r in seen["records"]}
+            if expected <= delivered or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert expected <= delivered, f"not delivered: {expected - delivered}"
+
+        # One LRX_METRICS_PORT for the stack: the worker serves it, the sink the next port.
+        worker_metrics = _get_text(f"http://127.0.0.1:{metrics}/metrics")
+        sink_metrics = _get_text(f"http://127.0.0.1:{metrics + 1}/metrics")
+        assert "lrx_worker_events_total" in worker_metrics
+        delivered_line = (
+            'lrx_sink_records_delivered_total{outcome="accepted",recipient="cmars"} 2.0'
+        )
+        assert delivered_line in sink_metrics, sink_metrics
+
+        # What an LMS admin sees for the physician: both records delivered with receipts,
+        # a course nobody subscribed, and a colleague with no OCI ID held as pending.
+        _call("POST", f"{base}/v1/users", {"id": 56, "username": "drjones"}, "sb-token")
+        _call("POST", f"{base}/v1/moodle/events", course_completed(courseid=43), "sb-token")
+        _call("POST", f"{base}/v1/moodle/events", course_completed(relateduserid=56), "sb-token")
+        physician = _trace(env, "55", lambda text: "no_recipient" in text)
+        assert physician.count("cmars: DELIVERED") == 2, physician
+        assert OCI_ID in physician
+        assert "course 43: NOT SUBSCRIBED" in physician
+        colleague = _trace(env, "56", lambda text: "PENDING" in text)
+        assert "PENDING (no_oci_id" in colleague, colleague
+
+        demo = subprocess.run(
+            [str(Path(sys.executable).with_name("lrx")), "demo", "--practitioners", "40"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "every record is accounted for" in demo.stdout
+    finally:
+        stack.send_signal(signal.SIGINT)
+        try:
+            stack.wait(90)
+        except subprocess.TimeoutExpired:
+            stack.kill()
+            raise
+    log = output.read_text()
+    assert stack.returncode == 0, log
+    assert log.index("stopped gateway") < log.index("stopped worker") < log.index("stopped broker")
+    assert _processes_using(run_dir) == []
