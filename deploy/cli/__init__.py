@@ -7,6 +7,7 @@ import logging
 import pkgutil
 
 import click
+from aiokafka.errors import KafkaError
 
 from deploy.settings import Settings, SettingsError
 from schemas.errors import LrxError
@@ -15,13 +16,17 @@ __all__ = ["main", "settings_table"]
 
 
 class LrxGroup(click.Group):
-    """Any error lrx raises on purpose ends a command with its one-line message, no traceback."""
+    """An error lrx raises on purpose, or Kafka out of reach, ends a command in one line."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except LrxError as error:
             raise click.ClickException(str(error)) from None
+        except KafkaError as error:
+            # Where lrx does not name the failure itself, say at least which Kafka it was.
+            servers = getattr(ctx.obj, "bootstrap_servers", "the configured servers")
+            raise click.ClickException(f"Kafka at {servers}: {error}") from None
 
 
 @click.group(

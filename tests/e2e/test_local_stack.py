@@ -63,7 +63,7 @@ def _get_text(url: str) -> str:
 
 
 def _trace(env: dict[str, str], user: str, done, timeout: float = 60) -> str:
-    """`lrx trace` output for a user, once `done(output)` holds or the timeout passes."""
+    """`lrx trace` output for a user once `done(output)` holds; fails at the timeout."""
     deadline = time.monotonic() + timeout
     while True:
         result = subprocess.run(
@@ -72,8 +72,9 @@ def _trace(env: dict[str, str], user: str, done, timeout: float = 60) -> str:
             env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        if done(result.stdout) or time.monotonic() > deadline:
+        if done(result.stdout):
             return result.stdout
+        assert time.monotonic() < deadline, f"trace of {user} never got there:\n{result.stdout}"
         time.sleep(1)
 
 

@@ -106,3 +106,12 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(fresh_broker, tmp
     assert set(outbox) == routed
     assert set(rejected) == ineligible
     assert set(held) == pending
+    # Every hold counts, not only the latest per key: a record may be held, released
+    # (its profile came) and routed, but never held twice.
+    holds = Counter(
+        m.key.decode()
+        for m in await read_topic(settings, PENDING, decode=False)
+        if m.value is not None
+    )
+    held_twice = {k: n for k, n in holds.items() if n > 1}
+    assert not held_twice, f"{len(held_twice)} records held twice, e.g. {list(held_twice)[:3]}"

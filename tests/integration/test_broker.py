@@ -115,3 +115,21 @@ def test_stop_without_a_broker_says_so(broker_env):
     result = lrx(broker_env, "broker", "stop")
     assert result.returncode == 0
     assert "no broker running" in result.stdout
+
+
+def test_stop_leaves_a_process_that_reused_the_recorded_pid_alone(broker_env):
+    # Any other process now holds the PID the folder recorded (as after a reboot).
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        home = Path(broker_env["LRX_RUN_DIR"]) / f"kafka-{broker_env['LRX_BROKER_PORT']}"
+        home.mkdir(parents=True)
+        (home / "broker.pid").write_text(f"{stranger.pid}\n")
+
+        result = lrx(broker_env, "broker", "stop")
+
+        assert result.returncode == 0 and "no broker running" in result.stdout
+        assert stranger.poll() is None, "lrx broker stop killed a process that is not its broker"
+        assert not (home / "broker.pid").exists(), "the stale PID file is cleared"
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -14,6 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from deploy.topic_provisioning import apply_catalogue, describe_catalogue, settings_catalogue
 from deploy.wiring import kafka_connection
 from schemas.topics import LEARNING_RECORDS, catalogue
+from tests.support.kafka import create_topic
 
 
 @pytest.mark.kafka
@@ -82,11 +83,34 @@ async def test_drift_is_reported_and_configs_are_reset(fresh_broker):
     assert not any(drift.values())
 
 
-async def _drift_when(settings, condition, timeout: float = 10.0) -> dict[str, list[str]]:
-    """Describe the catalogue until `condition(drift by topic)` holds or the timeout passes."""
+async def _drift_when(settings, condition, timeout: float = 20.0) -> dict[str, list[str]]:
+    """Describe the catalogue until `condition(drift by topic)` holds; fail at the deadline."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         drift = {s.topic.name: s.drift for s in await describe_catalogue(settings)}
-        if condition(drift) or asyncio.get_running_loop().time() > deadline:
+        if condition(drift):
             return drift
+        assert asyncio.get_running_loop().time() < deadline, f"drift still {drift}"
         await asyncio.sleep(0.2)
+
+
+@pytest.mark.kafka
+async def test_a_topic_with_other_partitions_is_reported_and_never_repartitioned(fresh_broker):
+    settings = fresh_broker()
+    wanted = next(t.partitions for t in settings_catalogue(settings) if t.name == LEARNING_RECORDS)
+    await create_topic(settings, LEARNING_RECORDS, partitions=1)
+    assert wanted > 1, "the catalogue must ask for more partitions than the topic has"
+
+    actions = await apply_catalogue(settings)
+
+    left_alone = [a for name, a in actions if name == LEARNING_RECORDS and "left alone" in a]
+    assert left_alone == [f"left alone: partitions 1 (catalogue {wanted})"], actions
+    admin = AIOKafkaAdminClient(**kafka_connection(settings).client_options())
+    await admin.start()
+    try:
+        [found] = await admin.describe_topics([LEARNING_RECORDS])
+    finally:
+        await admin.close()
+    assert len(found["partitions"]) == 1, "apply_catalogue changed a partition count"
+    # And again: still reported, still untouched.
+    assert (LEARNING_RECORDS, left_alone[0]) in await apply_catalogue(settings)

@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 
 from deploy import wiring
 from deploy.settings import Settings
+from deploy.worker_metrics import WorkerMetrics
 from schemas.codec import CodecError
 from schemas.dead_letter import HEADER_PREFIX
 from schemas.topics import (
@@ -35,6 +36,7 @@ from streams.rules.routing import Reject, Route, RoutingRules, Subscription
 from streams.worker.app import PipelineApp
 from streams.worker.decision_log import DecisionLog, DecisionLogError, apply_output
 from streams.worker.messages import Decoded, MessageWriter
+from streams.worker.observer import PipelineObserver
 from streams.worker.pipeline import Pipeline
 from tests.support.records import CODEC, SITE, learning_record, profile
 
@@ -74,7 +76,9 @@ class Clock:
 
 
 def make_pipeline(
-    clock: Clock, logs: dict[int, DecisionLog] | None = None
+    clock: Clock,
+    logs: dict[int, DecisionLog] | None = None,
+    observer: PipelineObserver | None = None,
 ) -> tuple[Pipeline, RecordingOutputs, list[Iterable[int]]]:
     settings = Settings()
     directory = RecipientDirectory.from_settings(settings.recipients, settings.recipient_aliases)
@@ -92,7 +96,7 @@ def make_pipeline(
         course_key(SITE, "c4"): Subscription(("cmars",), ("501",)),
     }
     pipeline = Pipeline(
-        rules, MessageWriter(CODEC), outputs, read_log, {}, {}, subscriptions, clock
+        rules, MessageWriter(CODEC), outputs, read_log, {}, {}, subscriptions, clock, observer
     )
     return pipeline, outputs, reads
 
@@ -342,6 +346,63 @@ async def test_content_the_rules_cannot_handle_is_dead_lettered_with_nothing_els
     assert not pipeline_app.app.crashed
 
 
+def _decoded_as_the_worker_would(raw: bytes) -> Decoded:
+    try:
+        name, record = CODEC.decode_any(raw)
+    except CodecError as error:
+        return Decoded(raw, error=error)
+    return Decoded(raw, name, record)
+
+
+def _bad_inputs() -> list[tuple[str, str, bytes | None, bytes | None, str]]:
+    """(id, topic, key, raw value, reason): input the worker must dead-letter, never drop."""
+    record = learning_record("u1", "c1", "2026-10-01T10:00:00Z")
+    record_bytes = CODEC.encode("LearningRecord", record)
+    profile_bytes = CODEC.encode("UserProfile", profile("u1", "CA-ON-CPSO-12345"))
+    other_user = f"{SITE}/u2".encode()
+    return [
+        ("not-avro", LEARNING_RECORDS, KEY, b"not avro at all", "bad_marker"),
+        ("truncated", LEARNING_RECORDS, KEY, record_bytes[:12], "truncated"),
+        ("profile-on-records", LEARNING_RECORDS, KEY, profile_bytes, "wrong_schema"),
+        ("record-of-another-user", LEARNING_RECORDS, other_user, record_bytes, "wrong_key"),
+        ("tombstone", LEARNING_RECORDS, KEY, None, "tombstone"),
+        ("profile-without-key", USER_PROFILES, None, profile_bytes, "missing_key"),
+        ("record-on-profiles", USER_PROFILES, KEY, record_bytes, "wrong_schema"),
+        ("profile-of-another-user", USER_PROFILES, other_user, profile_bytes, "wrong_key"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("topic", "key", "raw", "reason"),
+    [case[1:] for case in _bad_inputs()],
+    ids=[case[0] for case in _bad_inputs()],
+)
+async def test_bad_input_is_dead_lettered_once_with_its_exact_bytes_and_nothing_else_written(
+    pipeline_app: PipelineApp, topic: str, key: bytes | None, raw: bytes | None, reason: str
+) -> None:
+    value = None if raw is None else _decoded_as_the_worker_would(raw)
+    acked: list[Event] = []
+
+    async def ack(event: Event) -> None:
+        acked.append(event)
+
+    await pipeline_app.route(one_batch(Event(Message(topic, 2, 17, key), value)), ack)
+
+    [(dlq, dlq_key, letter_bytes, _)] = pipeline_app.outputs.sent
+    letter = CODEC.decode("DeadLetter", letter_bytes)
+    assert (dlq, dlq_key, letter["reason_code"]) == (PIPELINE_DEAD_LETTERS, key, reason)
+    assert letter["original_value"] == (raw or b"") and letter["original_key"] == key
+    assert (letter["source_topic"], letter["source_partition"], letter["source_offset"]) == (
+        topic,
+        2,
+        17,
+    )
+    headers = dict(pipeline_app.outputs.headers[0])
+    assert headers[HEADER_PREFIX + "reason.code"] == reason.encode()
+    assert len(acked) == 1 and not pipeline_app.app.crashed
+    assert pipeline_app.pipeline.logs.get(2, DecisionLog()).routed == set()
+
+
 async def test_undecodable_input_is_dead_lettered_with_its_exact_bytes_and_connect_style_headers(
     pipeline_app: PipelineApp,
 ) -> None:
@@ -461,3 +522,31 @@ def test_an_undecodable_outbox_entry_naming_no_record_stops_the_read() -> None:
     topic = outbox_topic("cmars")
     with pytest.raises(DecisionLogError, match=rf"{topic}\[0\]@5 .*names no record id"):
         apply_output(DecisionLog(), output(topic, KEY, b"garbage", offset=5), CODEC)
+
+
+async def test_the_worker_metrics_count_every_event_and_each_decision(tmp_path: Path) -> None:
+    metrics = WorkerMetrics()
+    app = wiring.pipeline_app(Settings().replace(run_dir=tmp_path), observer=metrics)
+    app.pipeline, app.outputs, _ = make_pipeline(
+        Clock("2026-11-20T12:00:00+00:00"), observer=metrics
+    )
+    app.assigned_partitions = lambda: {0}  # type: ignore[method-assign]
+    app.subscriptions.ready.set()
+    no_oci = f"{SITE}/u9".encode()
+    events = [
+        profile_event(profile("u1", "CA-ON-CPSO-12345"), 0),
+        record_event(learning_record("u1", "c1", "2026-10-01T10:00:00Z"), 1),  # routed
+        record_event(learning_record("u1", "c2", "2026-10-01T10:00:00Z"), 2),  # no recipient
+        record_event(learning_record("u9", "c1", "2026-10-01T10:00:00Z"), 3, key=no_oci),
+        Event(Message(LEARNING_RECORDS, 0, 4, KEY), _decoded_as_the_worker_would(b"junk")),
+    ]
+    await app.route(one_batch(*events), lambda event: asyncio.sleep(0))
+
+    sample = metrics.metrics.sample
+    assert sample("lrx_worker_events_total") == 5
+    decisions = "lrx_worker_decisions_total"
+    assert sample(decisions, {"outcome": "routed", "reason": ""}) == 1
+    assert sample(decisions, {"outcome": "ineligible", "reason": "no_recipient"}) == 1
+    assert sample(decisions, {"outcome": "held", "reason": "no_oci_id"}) == 1
+    assert sample(decisions, {"outcome": "dead_lettered", "reason": "bad_marker"}) == 1
+    assert sample("lrx_worker_pending_records") == 1

@@ -103,3 +103,25 @@ def test_distinct_identities_give_distinct_ids(one, other):
 
     # Parts are kept apart: ("a/b", "c") and ("a", "b/c") are different users.
     assert (rid(*one) == rid(*other)) == (one == other)
+
+
+# Strings a join-based encoding might use as its separator, or that break a naive quoting.
+SEPARATORS = ["/", "|", ":", ",", ";", " ", "\n", "\t", "\x00", '"', '", "', "\\", "-"]
+
+
+@given(
+    st.lists(parts, min_size=4, max_size=4),
+    st.sampled_from([0, 1]),
+    st.one_of(st.sampled_from(SEPARATORS), st.text(min_size=1, max_size=3)),
+)
+def test_moving_text_across_a_part_boundary_changes_the_id(fields, boundary, moved):
+    # ("a/", "b") and ("a", "/b") are two different users of two different sites.
+    one, other = list(fields), list(fields)
+    one[boundary] += moved
+    other[boundary + 1] = moved + other[boundary + 1]
+    when = datetime(2026, 9, 30, 15, 4, 5, tzinfo=UTC)
+    site, user, course, kind = one
+    site2, user2, course2, kind2 = other
+    assert record_id(site, user, course, when, kind) != record_id(
+        site2, user2, course2, when, kind2
+    )
