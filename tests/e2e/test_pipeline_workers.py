@@ -1,12 +1,13 @@
 """Two workers in one group split the partitions and, together, decide like one.
 
-The second worker joins while the first is mid-stream, so the partitions move
-between them during the run (a rebalance), and a profile fix published after
-the split releases held records on whichever worker owns them.
+The second worker joins while records are still arriving (the test asserts it), so
+the partitions move between them mid-stream (a rebalance), and a profile fix
+published after the split releases held records on whichever worker owns them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import Counter
 from pathlib import Path
@@ -44,12 +45,20 @@ async def test_two_workers_split_partitions_and_agree_with_one(fresh_broker, tmp
     settings = fresh_broker()
     await apply_catalogue(settings)
     profiles, records, routed, ineligible, pending = mixed_records(RECORDS, USERS, seed=2)
+    # A third of the records first; the rest go on arriving, 100 every half second,
+    # from the moment the second worker starts, so that it joins mid-stream.
+    first_part, rest = records[: RECORDS // 3], records[RECORDS // 3 :]
     await publish(
         settings,
         [subscription_message(course_recipients(f"c{n}", ["CMaRS"])) for n in range(7)]
         + [profile_message(p) for p in profiles]
-        + [record_message(r) for r in records],
+        + [record_message(r) for r in first_part],
     )
+
+    async def keep_publishing() -> None:
+        for start in range(0, len(rest), 100):
+            await publish(settings, [record_message(r) for r in rest[start : start + 100]])
+            await asyncio.sleep(0.5)
 
     async def outputs() -> tuple[Counter, Counter, dict]:
         outbox = await read_topic(settings, outbox_topic("cmars"), decode=False)
@@ -69,12 +78,15 @@ async def test_two_workers_split_partitions_and_agree_with_one(fresh_broker, tmp
 
         await wait_for(first_started, 90, "the first worker to route records")
         second.start()
+        stream = asyncio.create_task(keep_publishing())
 
         async def split() -> bool:
             a, b = last_assignment(first), last_assignment(second)
             return bool(a) and bool(b) and not a & b and len(a | b) == settings.topic_partitions
 
         await wait_for(split, 90, "the two workers to split the partitions")
+        assert not stream.done(), "the stream ended before the second worker joined"
+        await stream
 
         # Users u0, u20, ... have no OCI ID; give half of them one now.
         fixed = [p for p in profiles if not p["oci_id"]][::2]
