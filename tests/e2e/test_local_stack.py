@@ -178,3 +178,45 @@ def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
     assert stack.returncode == 0, log
     assert log.index("stopped gateway") < log.index("stopped worker") < log.index("stopped broker")
     assert _processes_using(run_dir) == []
+
+
+def test_components_die_with_lrx_up_when_it_is_killed(tmp_path):
+    """SIGKILL gives `lrx up` no chance to stop anything: the kernel must (PR_SET_PDEATHSIG)."""
+    run_dir = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LRX_")}
+    env |= {
+        "LRX_RUN_DIR": str(run_dir),
+        "LRX_BROKER_PORT": str(free_port_pair()),
+        "LRX_GATEWAY_PORT": str(free_port_pair()),
+        "LRX_EMULATOR_PORT": str(free_port_pair()),
+        "LRX_METRICS_PORT": str(free_port_pair()),
+        "LRX_INGEST_TOKENS": "sunnybrook:sb-token",
+    }
+    lrx = str(Path(sys.executable).with_name("lrx"))
+    output = tmp_path / "up.out"
+    with open(output, "wb") as out:
+        stack = subprocess.Popen(
+            [lrx, "up"], cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while b"lrx is up" not in output.read_bytes():
+            assert stack.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.5)
+        broker_pid = int((run_dir / f"kafka-{env['LRX_BROKER_PORT']}" / "broker.pid").read_text())
+        components = [p for p in _processes_using(run_dir) if not p.startswith(f"{broker_pid}:")]
+        assert len(components) >= 4, components  # emulator, worker, sink, gateway
+
+        stack.kill()
+        stack.wait(10)
+        deadline = time.monotonic() + 30
+        while left := [p for p in _processes_using(run_dir) if not p.startswith(f"{broker_pid}:")]:
+            assert time.monotonic() < deadline, f"outlived lrx up: {left}"
+            time.sleep(0.5)
+    finally:
+        if stack.poll() is None:
+            stack.kill()
+        # The broker is not a component: it keeps its data and stops only when told to.
+        subprocess.run([lrx, "broker", "stop"], env=env, capture_output=True, timeout=60)
+    assert _processes_using(run_dir) == []
