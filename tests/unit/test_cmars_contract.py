@@ -1,6 +1,7 @@
-"""The CMaRS contract: openapi.yaml against the bodies the sink sends, batch ids, the retry
-policy, the schedule and the batcher. No broker, no server: the emulator's answers are checked
-against the contract in tests/integration/test_cmars_contract_http.py.
+"""The CMaRS contract: openapi.yaml against the bodies the sink sends, batch ids, the schedule
+and the batcher (the retry policy is in test_retry_policy.py). No broker, no server: the
+emulator's answers are checked against the contract in
+tests/integration/test_cmars_contract_http.py.
 
 The contract and its validator come from tests/support/contract.py; example records from
 schemas/examples.py.
@@ -8,7 +9,6 @@ schemas/examples.py.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -27,24 +27,11 @@ from connectors.cmars.contract import (
     request_record,
 )
 from connectors.cmars.errors import TransientFailure
-from connectors.cmars.retry import MIN_WAIT, RetryPolicy, parse_retry_after
 from connectors.cmars.schedule import Schedule, ScheduleError
 from deploy.settings import Settings, SettingsError
 from schemas.examples import routed_record
 from schemas.vocabulary import SENT_SOURCES
 from tests.support.contract import load_contract, validator
-
-
-def retry_policy(**changes: Any) -> RetryPolicy:
-    defaults = Settings()
-    policy = RetryPolicy(
-        initial=defaults.sink_retry_initial,
-        cap=defaults.sink_retry_cap,
-        max_time=defaults.sink_retry_max_time,
-        auth_interval=defaults.sink_auth_retry_interval,
-    )
-    return dataclasses.replace(policy, **changes)
-
 
 # --- the OpenAPI document
 
@@ -153,35 +140,6 @@ def test_batch_id_depends_on_the_set_of_records_only() -> None:
     assert batch_id_of(ids) == batch_id_of(shuffled) == batch_id_of(ids + ids[:3])
     assert batch_id_of(ids) != batch_id_of(ids[:-1])
     assert uuid.UUID(batch_id_of(ids)).version == 5
-
-
-# --- retries
-
-
-def test_backoff_grows_with_full_jitter_under_the_cap() -> None:
-    policy = retry_policy(initial=0.5, cap=8.0, rng=random.Random(7))
-    for failures in range(1, 12):
-        ceiling = min(8.0, 0.5 * 2 ** (failures - 1))
-        waits = [policy.backoff(failures) for _ in range(200)]
-        assert all(MIN_WAIT <= w <= max(MIN_WAIT, ceiling) for w in waits)
-        # Full jitter spreads waits over the whole range, not near the ceiling only.
-        assert min(waits) < ceiling / 4 + MIN_WAIT and max(waits) > ceiling * 3 / 4
-
-
-def test_retry_after_is_honoured_and_max_time_gives_up() -> None:
-    policy = retry_policy(initial=0.1, cap=1.0, max_time=30.0, rng=random.Random(3))
-    assert all(5.0 <= policy.backoff(1, retry_after=5.0) <= 5.5 for _ in range(100))
-    assert not policy.gives_up(elapsed=20.0, next_wait=9.0)
-    assert policy.gives_up(elapsed=25.0, next_wait=9.0)
-    assert not retry_policy(max_time=0).gives_up(elapsed=1e9, next_wait=60.0)
-
-
-def test_parse_retry_after_reads_seconds_and_http_dates() -> None:
-    now = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-    assert parse_retry_after("7") == 7.0
-    assert parse_retry_after("Sun, 01 Mar 2026 12:00:30 GMT", now) == 30.0
-    assert parse_retry_after(None) is None
-    assert parse_retry_after("soon") is None
 
 
 # --- the schedule
