@@ -152,8 +152,10 @@ class Settings:
         "LRX_PIPELINE_READ_TIMEOUT",
         30.0,
         "Seconds the worker lets a read of its decision log (the output topics, read back "
-        "when it takes partitions) or of lrx.course-recipients go without progress before "
-        "it crashes, to restart from its committed offsets.",
+        "when it takes partitions) or of lrx.course-recipients go without progress, or "
+        "Kafka go without answering (it asks every 5 s), before it crashes, to restart from "
+        "its committed offsets; a crashed worker that has not stopped this long after exits "
+        "with code 1.",
     )
 
     # --- LMS ingress (connectors/gateway, connectors/lms, `lrx gateway`, `lrx publish`).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from connectors.metrics import Metrics
 from streams.worker.observer import Decision, PipelineObserver
 
@@ -11,7 +13,8 @@ __all__ = ["WorkerMetrics"]
 class WorkerMetrics(PipelineObserver):
     """What ops watch on a worker: decisions by outcome and reason, what it holds, how fast."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_crash: Callable[[BaseException], None] = lambda error: None) -> None:
+        self.on_crash = on_crash
         self.metrics = Metrics()
         self._decisions = self.metrics.counter(
             "worker_decisions", "Records decided, by outcome and reason", ["outcome", "reason"]
@@ -39,3 +42,6 @@ class WorkerMetrics(PipelineObserver):
 
     def unreadable(self, topic: str) -> None:
         self._unreadable.labels(topic).inc()
+
+    def crashed(self, error: BaseException) -> None:
+        self.on_crash(error)

@@ -9,6 +9,7 @@ import pkgutil
 import click
 from aiokafka.errors import KafkaError
 
+from deploy.log_throttle import throttled_console
 from deploy.settings import Settings, SettingsError
 from schemas.errors import LrxError
 
@@ -41,9 +42,12 @@ def main(ctx: click.Context, verbose: bool) -> None:
     Moves proof of course completion from a Moodle LMS to CMaRS through Kafka.
     Every setting is an LRX_ environment variable; `lrx settings` lists them.
     """
+    # A handler of our own, so that the throttle never reaches a host's handlers (pytest's).
+    console = logging.StreamHandler() if verbose else throttled_console()
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[console],
     )
     if not verbose:
         # aiokafka narrates every group join and metadata change at INFO.

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
+from functools import partial
 
 import click
 
@@ -45,7 +48,7 @@ def command(settings: Settings, loglevel: str) -> None:
     from deploy.wiring import pipeline_app
 
     logging.getLogger().setLevel(loglevel.upper())
-    observer = WorkerMetrics()
+    observer = WorkerMetrics(on_crash=partial(_exit_unless_stopped, settings.pipeline_read_timeout))
     pipeline = pipeline_app(settings, observer=observer)
 
     @pipeline.app.task
@@ -62,3 +65,15 @@ def command(settings: Settings, loglevel: str) -> None:
         override_logging=False,
     )
     worker.execute_from_commandline()
+
+
+def _exit_unless_stopped(grace: float, error: BaseException) -> None:
+    """After a crash, give Faust `grace` seconds to stop, then exit with code 1 regardless.
+
+    Faust's shutdown flushes its producer, which waits forever for a broker that is
+    gone; the supervisor must see the worker exit. Nothing is lost: what was not
+    committed is read again after the restart.
+    """
+    timer = threading.Timer(grace, os._exit, args=(1,))
+    timer.daemon = True
+    timer.start()

@@ -33,6 +33,7 @@ import time
 import weakref
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,13 @@ from schemas.errors import DataError
 from schemas.topics import LEARNING_RECORDS, PIPELINE_DEAD_LETTERS, USER_PROFILES, user_key
 from schemas.vocabulary import DeadLetterReason
 from streams.kafka.connection import KafkaConnection
+from streams.kafka.topic_reader import partitions_of
 from streams.rules.record_identity import record_id_of
 from streams.rules.routing import RoutingRules
 from streams.worker.decision_log import read_decision_log
 from streams.worker.faust_codec import CODEC_NAME, register_codec
 from streams.worker.faust_transport import FaustApp
+from streams.worker.kafka_watch import KafkaWatch
 from streams.worker.messages import Decoded, MessageWriter
 from streams.worker.observer import Decision, PipelineObserver
 from streams.worker.pipeline import Clock, Pipeline
@@ -203,6 +206,11 @@ class PipelineApp:
         async def read_subscriptions() -> None:
             await self.subscriptions.run()
 
+        @app.task
+        async def watch_kafka() -> None:
+            probe = partial(partitions_of, config.kafka, LEARNING_RECORDS)
+            await KafkaWatch(probe, config.read_timeout, self.crash).run()
+
         @app.timer(interval=config.sweep_interval)
         async def close_periods() -> None:
             if app.rebalancing or not app.tables.recovery.completed.is_set():
@@ -266,6 +274,7 @@ class PipelineApp:
             type(error).__name__,
             error,
         )
+        self.observer.crashed(error)
         await self.app.crash(error)
 
     async def handle_batch(self, events: list[Any]) -> None:

@@ -35,3 +35,6 @@ class PipelineObserver:
 
     def unreadable(self, topic: str) -> None:
         """A message of `topic` the pipeline reads back could not be decoded."""
+
+    def crashed(self, error: BaseException) -> None:
+        """The worker is stopping because of `error`, to restart from its committed offsets."""
