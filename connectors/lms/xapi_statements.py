@@ -1,19 +1,31 @@
-"""xAPI statements with the verb `completed` to LearningRecords.
+"""xAPI statements to LearningRecords, as Moodle's logstore_xapi sends them.
 
 - The actor is `account{homePage, name}`: `name` is the Moodle user id and
   `homePage` names the site. The site comes from the posting credential; when
   site URLs are configured, a homePage of another site is refused rather than
   filed under the wrong hospital. An `mbox` actor is refused: an email address
   does not identify a Moodle user without a lookup lrx cannot make safely.
-- The object id is the course URL (`.../course/view.php?id=<course id>`).
+- A course completion's object is the course (`.../course/view.php?id=<course id>`).
+- A module completion's object is the module (`.../mod/<modname>/view.php?id=<cmid>`,
+  the course-module id) and its course is the course activity in
+  `context.contextActivities.parent` (plugin 4.8 and later) or `grouping` (4.7 and
+  earlier): it makes an activity completion of that course, the record the
+  required-activity rule counts.
 - `result.completion: false` is not complete; `result.success: false` is a
-  failed attempt; a statement with no `result` is complete.
-- Statements with other verbs are acknowledged and ignored (the caller counts them).
+  failed attempt (a module's `true` a passed one); no `result` is complete.
+  Plugin 4.7 and earlier send every module completion state as a plain
+  `completed` (an undone completion looks like a completion there).
+- Statements with other verbs (viewed, graded, `uncompleted`…) are acknowledged
+  and ignored (the caller counts them).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,10 +34,36 @@ from connectors.lms.problems import FieldReader, at
 from schemas.vocabulary import CompletionState, Source
 from streams.rules.record_identity import record_id_of
 
-__all__ = ["COMPLETED", "VOIDED", "learning_record_from_statement"]
+__all__ = [
+    "COMPLETED",
+    "UNCOMPLETED",
+    "VOIDED",
+    "learning_record_from_statement",
+    "statement_id_of",
+]
 
 COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
 VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+# What logstore_xapi 4.8 and later send for a module completion undone (state 0).
+UNCOMPLETED = "https://xapi.edlm/profiles/edlm-lms/concepts/verbs/uncompleted"
+# Statement ids lrx assigns to statements that came without one (logstore_xapi sends none).
+STATEMENT_NAMESPACE = uuid.UUID("3f0f9a4e-52a7-5c8e-9d1b-7c6e2a4d8b10")
+
+
+def statement_id_of(statement: object) -> str:
+    """The statement's id, or for one without: the same UUID each time the same one comes.
+
+    `context.registration` is left out: logstore_xapi derives it from the sending
+    process's session key, so a statement resent by another cron run differs there only.
+    """
+    if isinstance(statement, dict) and isinstance(statement.get("id"), str):
+        return statement["id"]
+    content = statement
+    if isinstance(statement, dict) and isinstance(statement.get("context"), dict):
+        context = {k: v for k, v in statement["context"].items() if k != "registration"}
+        content = {**statement, "context": context}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return str(uuid.uuid5(STATEMENT_NAMESPACE, canonical))
 
 
 def learning_record_from_statement(
@@ -37,11 +75,24 @@ def learning_record_from_statement(
     if verb_id is None or verb_id != COMPLETED:
         return None
     before = len(statement.problems)
-    statement_id = statement.text("id", required=False, max_length=64)
+    statement_id = statement.text("id", required=False, max_length=64) or statement_id_of(
+        statement.data
+    )
     user_id = _learner(statement, site, site_urls)
-    course_id = _course_id(statement)
+    target = _target(statement)
+    if target is not None and target.kind == "module":
+        course_id, course_name = _module_course(statement)
+        activity = {
+            "cmid": target.id,
+            "name": _name(statement, "object"),
+            "modname": target.modname,
+        }
+        source = Source.ACTIVITY_COMPLETION
+    else:
+        course_id = target.id if target is not None else None
+        course_name = _name(statement, "object")
+        activity, source = None, Source.XAPI
     completed_at = statement.iso_instant("timestamp")
-    course_name = _course_name(statement)
 
     state = CompletionState.COMPLETE
     if "result" in statement.data:
@@ -51,6 +102,8 @@ def learning_record_from_statement(
                 state = CompletionState.INCOMPLETE
             elif not result.boolean("success", default=True):
                 state = CompletionState.COMPLETE_FAIL
+            elif activity is not None and result.data.get("success") is True:
+                state = CompletionState.COMPLETE_PASS
 
     if len(statement.problems) > before:
         return None
@@ -59,10 +112,10 @@ def learning_record_from_statement(
         "site": site,
         "user_id": user_id,
         "course": {"id": course_id, "shortname": course_name or course_id},
-        "activity": None,
+        "activity": activity,
         "completion_state": state,
         "completed_at": completed_at,
-        "source": Source.XAPI,
+        "source": source,
         "voided": False,
         "expires_at": None,
         "origin": {
@@ -109,29 +162,82 @@ def _site_of_url(url: str, site_urls: Mapping[str, str]) -> str | None:
     return None
 
 
-def _course_id(statement: FieldReader) -> str | None:
+@dataclass(frozen=True)
+class _Target:
+    kind: str  # "course" or "module"
+    id: str  # the course id, or the module's cmid
+    modname: str | None = None
+
+
+def _target(statement: FieldReader) -> _Target | None:
+    """What the statement's object is: a course or a course module, from its URL."""
     target = statement.mapping("object")
     if target is None:
         return None
     url = target.text("id", max_length=2048)
     if url is None:
         return None
+    found = _moodle_page(url)
+    if found is None:
+        target.problem(
+            "id",
+            f"{url!r} is neither a course URL like https://lms/course/view.php?id=42 "
+            "nor a module URL like https://lms/mod/scorm/view.php?id=33",
+        )
+    return found
+
+
+def _moodle_page(url: str) -> _Target | None:
     parts = urlsplit(url)
     ids = parse_qs(parts.query).get("id", [])
-    # isascii: str.isdigit() is also true of "²" and other scripts' digits, no Moodle course id.
-    is_course_id = len(ids) == 1 and ids[0].isascii() and ids[0].isdigit()
-    if not parts.path.endswith("/course/view.php") or not is_course_id:
-        target.problem("id", f"{url!r} is not a course URL like https://lms/course/view.php?id=42")
+    # isascii: str.isdigit() is also true of "²" and other scripts' digits, no Moodle id.
+    if not (len(ids) == 1 and ids[0].isascii() and ids[0].isdigit()):
         return None
-    return ids[0]
+    if parts.path.endswith("/course/view.php"):
+        return _Target("course", ids[0])
+    module = _MODULE_PATH.search(parts.path)
+    return _Target("module", ids[0], module.group(1)) if module else None
 
 
-def _course_name(statement: FieldReader) -> str | None:
-    """The first name of the object's language map, read like any other field (checked text)."""
-    target = statement.data.get("object")
-    definition = target.get("definition") if isinstance(target, dict) else None
+_MODULE_PATH = re.compile(r"/mod/([a-z][a-z0-9_]*)/view\.php$")
+
+
+def _module_course(statement: FieldReader) -> tuple[str | None, str | None]:
+    """The course of a module statement: the course activity among its context activities."""
+    context = statement.data.get("context")
+    activities = context.get("contextActivities") if isinstance(context, dict) else None
+    if isinstance(activities, dict):
+        for group in ("parent", "grouping"):
+            for index, activity in enumerate(_as_list(activities.get(group))):
+                found = _moodle_page(activity.get("id", "")) if isinstance(activity, dict) else None
+                if found is not None and found.kind == "course":
+                    return found.id, _name(statement, f"context.contextActivities.{group}[{index}]")
+    statement.problem(
+        "context.contextActivities.parent",
+        "a module completion must name its course (a .../course/view.php?id= activity)",
+    )
+    return None, None
+
+
+def _as_list(value: object) -> list:
+    # xAPI allows one activity or an array of them in each contextActivities group.
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, dict) else []
+
+
+def _name(statement: FieldReader, where: str) -> str | None:
+    """The first name of an activity's language map (at `where`), read as checked text."""
+    node: object = statement.data
+    for step in re.findall(r"[^.\[\]]+|\[\d+\]", where):
+        if step.startswith("["):
+            index = int(step[1:-1])
+            node = node[index] if isinstance(node, list) and index < len(node) else None
+        else:
+            node = node.get(step) if isinstance(node, dict) else None
+    definition = node.get("definition") if isinstance(node, dict) else None
     names = definition.get("name") if isinstance(definition, dict) else None
     if not isinstance(names, dict) or not names:
         return None
-    reader = FieldReader(names, at(statement.path, "object.definition.name"), statement.problems)
+    reader = FieldReader(names, at(statement.path, f"{where}.definition.name"), statement.problems)
     return reader.text(next(iter(names)), required=False)

@@ -102,7 +102,7 @@ def test_xapi_problems_name_their_paths():
         actor={"account": {"homePage": "https://elsewhere.example", "name": "5"}}
     )
     mbox = statement(actor={"mbox": "mailto:dr@example.com"})
-    not_course = statement(object={"id": "https://lms.sunnybrook.example/mod/scorm/view.php?id=3"})
+    not_course = statement(object={"id": "https://lms.sunnybrook.example/blocks/xp/index.php?id=3"})
     no_time = statement()
     del no_time["timestamp"]
     with pytest.raises(InvalidInput) as caught:
