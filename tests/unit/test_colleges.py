@@ -106,3 +106,32 @@ def test_a_bad_registry_file_names_the_file_entry_and_field(tmp_path, document, 
 def test_a_missing_registry_file_is_named(tmp_path):
     with pytest.raises(CollegeRegistryError, match="cannot read college registry .*nowhere.json"):
         CollegeRegistry.load(tmp_path / "nowhere.json")
+
+
+def test_two_names_differing_only_by_and_versus_ampersand_are_one_name_listed_twice():
+    cpso = College("CA-ON-CPSO", "College of Physicians and Surgeons of Ontario", "CA", "ON", True)
+    cps = College("CA-ON-CPS", "College of  Physicians & Surgeons of ONTARIO", "CA", "ON", True)
+    with pytest.raises(CollegeRegistryError) as caught:
+        CollegeRegistry([cpso, cps])
+    assert str(caught.value) == (
+        "college name 'College of  Physicians & Surgeons of ONTARIO' is listed twice"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["College 7 of Ontario", "College of Nurses | Ontario", "College of Nurses #Ontario", " "],
+)
+def test_a_college_name_may_not_hold_what_the_display_form_puts_after_it(name):
+    with pytest.raises(CollegeRegistryError) as caught:
+        CollegeRegistry([College("CA-ON-CNO", name, "CA", "ON", True)])
+    assert str(caught.value) == (
+        f"college CA-ON-CNO: name {name!r} must be non-empty, without digits, '|' or '#' "
+        "(the display form puts the licence after it)"
+    )
+
+
+def test_any_other_letters_and_punctuation_make_a_college_name():
+    name = "Collège des Technologues en Radiologie (X-Ray) & Imagerie de l'Ontario"
+    colleges = CollegeRegistry([College("CA-ON-CXIT", name, "CA", "ON", True)])
+    assert parse_oci_id(f"{name} | 12", colleges).canonical == "CA-ON-CXIT-12"

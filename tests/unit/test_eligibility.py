@@ -294,3 +294,102 @@ def test_a_record_that_is_no_done_activity_completes_none(changes):
     record = record_with(source="activity_completion", activity=ACTIVITY)
     assert completed_activity(record) == "311"
     assert completed_activity({**record, **changes}) is None
+
+
+KNOWN = "CA-ON-CMO, CA-ON-COPO (not enabled), CA-ON-CPSO, CA-ON-RCDSO"
+
+
+@pytest.mark.parametrize(
+    ("changes", "profile", "reason", "detail"),
+    [
+        ({"voided": True}, VALID, ReasonCode.VOIDED, "the LMS voided this record"),
+        (
+            {"source": "legacy"}, VALID, ReasonCode.SOURCE_NOT_SENT,
+            "records from source legacy are never sent to CMaRS",
+        ),
+        (
+            {"completion_state": "incomplete"}, VALID, ReasonCode.NOT_COMPLETE,
+            "the attempt is not complete",
+        ),
+        (
+            {"completion_state": "complete_fail"}, VALID, ReasonCode.FAILED,
+            "the attempt was completed with a fail",
+        ),
+        (
+            {"expires_at": NOW}, VALID, ReasonCode.EXPIRED,
+            "the record expired at 2026-10-01T12:00:00+00:00 "
+            "(completed 2026-09-30T15:04:05+00:00, checked 2026-10-01T12:00:00+00:00)",
+        ),
+        (
+            {"completed_at": PERIOD.end}, VALID, ReasonCode.OUTSIDE_PERIOD,
+            "completed 2027-04-01T04:00:00+00:00, after reporting period 2026-27 "
+            "[2026-04-01T04:00:00+00:00, 2027-04-01T04:00:00+00:00)",
+        ),
+        ({}, None, ReasonCode.NO_OCI_ID, "no profile has arrived for this user"),
+        ({}, ProfileState(OciId("CA-ON-CPSO-1", "CA-ON-CPSO", "1"), deleted=True),
+         ReasonCode.USER_DELETED, "the LMS deleted this user"),
+        ({}, ProfileState(), ReasonCode.NO_OCI_ID, "the user's OCI ID field is empty"),
+        (
+            {}, ProfileState.of_profile({"oci_id": ""}, COLLEGES), ReasonCode.NO_OCI_ID,
+            "the user's OCI ID field is empty",
+        ),
+        (
+            {}, ProfileState.of_profile({"oci_id": "CA-ON-CNO-12345"}, COLLEGES),
+            ReasonCode.INVALID_OCI_ID,
+            "unknown_college: OCI ID 'CA-ON-CNO-12345': unknown college 'CA-ON-CNO'; "
+            f"known: {KNOWN}",
+        ),
+        (
+            {}, ProfileState(OciId("CA-ON-CNO-1", "CA-ON-CNO", "1")), ReasonCode.INVALID_OCI_ID,
+            "OCI ID 'CA-ON-CNO-1': college CA-ON-CNO is no longer in the college registry",
+        ),
+        (
+            {}, ProfileState.of_profile({"oci_id": "CA-ON-COPO-12345"}, COLLEGES),
+            ReasonCode.COLLEGE_NOT_ENABLED,
+            "OCI ID 'CA-ON-COPO-12345': College of Optometrists of Ontario is not enabled for "
+            "CMaRS (WS400)",
+        ),
+    ],
+    ids=[
+        "voided", "source", "incomplete", "failed", "expired", "outside period", "no profile",
+        "deleted", "no oci id", "blank oci id", "invalid oci id", "college removed",
+        "college not enabled",
+    ],
+)  # fmt: skip
+def test_each_reason_comes_with_the_detail_the_lms_admin_reads(changes, profile, reason, detail):
+    assert decide(record_with(**changes), profile=profile) == Ineligible(reason, detail)
+
+
+def test_missing_activities_are_listed_in_numeric_order():
+    verdict = decide(required=["12", "3", "100", "5"], completed=["5"])
+    assert verdict == Ineligible(
+        ReasonCode.REQUIRED_ACTIVITY_MISSING, "required activities not completed: cmid 3, 12, 100"
+    )
+
+
+def test_an_expiry_at_the_completion_instant_is_expired_even_while_now_is_earlier():
+    # The LMS's clock is a minute ahead of the pipeline's: the record is completed "later"
+    # than now, and an expiry at (or before) its completion still makes it expired.
+    completed = NOW + timedelta(minutes=1)
+    verdict = decide(record_with(completed_at=completed, expires_at=completed))
+    assert reason_of(verdict) is ReasonCode.EXPIRED
+    assert isinstance(
+        decide(record_with(completed_at=completed, expires_at=completed + timedelta(seconds=1))),
+        Eligible,
+    )
+
+
+def test_a_profile_with_a_valid_oci_id_keeps_it_parsed_with_no_problem():
+    state = ProfileState.of_profile({"oci_id": "cpso #12345"}, COLLEGES)
+    assert state == ProfileState(OciId("CA-ON-CPSO-12345", "CA-ON-CPSO", "12345"), None, "", False)
+
+
+def test_a_deleted_user_with_a_bad_oci_id_is_kept_deleted_and_rejected_as_deleted():
+    state = ProfileState.of_profile({"oci_id": "CA-ON-CNO-1", "deleted": True}, COLLEGES)
+    assert state == ProfileState(
+        None,
+        OciIdErrorCode.UNKNOWN_COLLEGE,
+        f"OCI ID 'CA-ON-CNO-1': unknown college 'CA-ON-CNO'; known: {KNOWN}",
+        True,
+    )
+    assert decide(profile=state) == Ineligible(ReasonCode.USER_DELETED, "the LMS deleted this user")

@@ -99,6 +99,66 @@ def test_bad_values_raise_their_code_and_quote_the_value(value, code, quoted):
     assert quoted in message
 
 
+KNOWN = "CA-ON-CMO, CA-ON-COPO (not enabled), CA-ON-CPSO, CA-ON-RCDSO"
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "problem"),
+    [
+        ("", OciIdErrorCode.EMPTY, "no value"),
+        ("12345", OciIdErrorCode.UNKNOWN_COLLEGE, f"no college named; known: {KNOWN}"),
+        ("| 12345", OciIdErrorCode.UNKNOWN_COLLEGE, f"no college named; known: {KNOWN}"),
+        # A name that runs on by a single letter is still not a college we know.
+        (
+            f"{CPSO} E 12345", OciIdErrorCode.UNKNOWN_COLLEGE,
+            f"unknown college '{CPSO} E'; known: {KNOWN}",
+        ),
+        (
+            "CA-ON-COPO-12345", OciIdErrorCode.COLLEGE_NOT_ENABLED,
+            "college CA-ON-COPO (College of Optometrists of Ontario) is not enabled for CMaRS "
+            "(CMaRS answers WS400); enabled: CA-ON-CPSO, CA-ON-CMO, CA-ON-RCDSO",
+        ),
+        ("CA-ON-CPSO-", OciIdErrorCode.MALFORMED_LICENCE, "no licence number"),
+        # After a code (not a name), letters are a licence that is not digits.
+        ("CPSO ABC", OciIdErrorCode.MALFORMED_LICENCE, "licence number 'ABC' is not digits"),
+        # The licence quoted is the first word after the college, not the whole rest.
+        (
+            "CA-ON-CPSO-TBD by Friday", OciIdErrorCode.MALFORMED_LICENCE,
+            "licence number 'TBD' is not digits",
+        ),
+        (
+            "CPSO 12345A (inactive)", OciIdErrorCode.MALFORMED_LICENCE,
+            "licence number '12345A' mixes digits with other characters",
+        ),
+        (
+            "CA-ON-CPSO-12345678901", OciIdErrorCode.MALFORMED_LICENCE,
+            "licence number '12345678901' has 11 digits, more than 10",
+        ),
+        ("CA-ON-CPSO-000", OciIdErrorCode.MALFORMED_LICENCE, "licence number '000' is all zeros"),
+        (
+            "CA-ON-CPSO-12345 extra", OciIdErrorCode.TRAILING_GARBAGE,
+            "unexpected 'extra' after licence number '12345'",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_values_say_exactly_what_is_wrong(value, code, problem):
+    with pytest.raises(OciIdError) as caught:
+        parse_oci_id(value, COLLEGES)
+    assert caught.value.code is code
+    assert str(caught.value) == f"OCI ID {value!r}: {problem}"
+
+
+def test_the_display_form_of_a_college_not_in_the_registry_is_refused():
+    oci_id = OciId("CA-ON-CNO-1", "CA-ON-CNO", "1")
+    with pytest.raises(OciIdError) as caught:
+        display_form(oci_id, COLLEGES)
+    assert (caught.value.code, caught.value.value) == (
+        OciIdErrorCode.UNKNOWN_COLLEGE,
+        "CA-ON-CNO-1",
+    )
+    assert str(caught.value) == "OCI ID 'CA-ON-CNO-1': unknown college"
+
+
 def test_unknown_college_lists_the_known_ones():
     with pytest.raises(OciIdError, match="known: CA-ON-CMO, CA-ON-COPO \\(not enabled\\)"):
         parse_oci_id("XX-YY-ZZZ-1", COLLEGES)

@@ -38,18 +38,36 @@ def test_an_unknown_recipient_lists_the_known_names(directory):
 @pytest.mark.parametrize(
     ("recipients", "pairs", "message"),
     [
-        (["cmars"], ["tahsn"], "'tahsn' is not alias=recipient"),
-        (["cmars"], ["tahsn="], "'tahsn=' is not alias=recipient"),
-        (["cmars"], ["tahsn=other"], "points at 'other', which is not a recipient"),
-        (["cmars", "tahsn"], ["tahsn=cmars"], "'tahsn' is also a recipient id"),
-        (["cmars", "CMaRS"], [], "list one twice"),
-        (["c mars"], [], "'c mars' must be lower-case letters"),
-        (["lrx.outbox"], [], "becomes part of a topic name"),
+        (["cmars"], ["tahsn"], "recipient alias 'tahsn' is not alias=recipient"),
+        (["cmars"], ["tahsn="], "recipient alias 'tahsn=' is not alias=recipient"),
+        (["cmars"], ["=cmars"], "recipient alias '=cmars' is not alias=recipient"),
+        (
+            ["cmars", "ohpe"], ["tahsn=other"],
+            "alias 'tahsn' points at 'other', which is not a recipient (cmars, ohpe)",
+        ),
+        # The alias ends at the first '=': the rest is the recipient it names.
+        (
+            ["cmars", "ohpe"], ["tahsn=cmars=ohpe"],
+            "alias 'tahsn' points at 'cmars=ohpe', which is not a recipient (cmars, ohpe)",
+        ),
+        (["cmars", "tahsn"], ["tahsn=cmars"], "alias 'tahsn' is also a recipient id"),
+        (["cmars", "ohpe", "CMaRS"], [], "recipients cmars, ohpe, cmars list one twice"),
+        (
+            ["c mars"], [],
+            "recipient id 'c mars' must be lower-case letters, digits, '_' or '-' "
+            "(it becomes part of a topic name)",
+        ),
+        (
+            ["lrx.outbox"], [],
+            "recipient id 'lrx.outbox' must be lower-case letters, digits, '_' or '-' "
+            "(it becomes part of a topic name)",
+        ),
     ],
-)
-def test_inconsistent_configuration_is_refused(recipients, pairs, message):
-    with pytest.raises(RecipientError, match=message):
+)  # fmt: skip
+def test_inconsistent_configuration_is_refused_naming_the_entry(recipients, pairs, message):
+    with pytest.raises(RecipientError) as caught:
         RecipientDirectory.from_settings(recipients, pairs)
+    assert str(caught.value) == message
 
 
 def test_configured_ids_are_lower_cased():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -112,9 +112,56 @@ def test_bad_calendars_are_refused_with_the_value(start, timezone, message):
         ReportingCalendar.parse(start, timezone)
 
 
+def test_bad_calendars_say_what_a_start_and_a_zone_must_be():
+    with pytest.raises(ReportingPeriodError) as caught:
+        ReportingCalendar(2, 29)
+    assert str(caught.value) == (
+        "reporting period start 02-29 is not a day that every year has "
+        "(MM-DD; February 29 is not allowed)"
+    )
+    with pytest.raises(ReportingPeriodError) as caught:
+        ReportingCalendar(timezone="Toronto")
+    assert str(caught.value) == (
+        "reporting period time zone 'Toronto' is not an IANA zone (e.g. America/Toronto)"
+    )
+
+
 def test_a_naive_instant_is_refused():
     with pytest.raises(ReportingPeriodError, match="has no time zone"):
         period_of(datetime(2026, 5, 1))
+
+
+class NoOffset(tzinfo):
+    """A tzinfo that knows no offset: Python counts such a datetime as naive."""
+
+    def utcoffset(self, dt):
+        return None
+
+
+def test_an_instant_whose_zone_gives_no_offset_is_refused_as_naive():
+    # Converting it would silently read it as the machine's local time.
+    with pytest.raises(ReportingPeriodError, match="instant 2026-05-01T00:00:00 has no time zone"):
+        period_of(datetime(2026, 5, 1, tzinfo=NoOffset()))
+
+
+def test_an_instant_a_fall_back_puts_on_the_previous_local_day_is_in_the_period_that_began():
+    # Moncton ended DST at 00:01 ADT until 2006: on 2000-10-29 local midnight came at 03:00 UTC,
+    # and at 03:01 UTC the clocks went back to 23:01 on October 28. 03:30 UTC reads 23:30
+    # on the 28th, yet it is after the midnight that began 2000-01.
+    calendar = ReportingCalendar(10, 29, "America/Moncton")
+    period = calendar.period_of(datetime(2000, 10, 29, 3, 30, tzinfo=UTC))
+    assert (period.label, period.start) == ("2000-01", datetime(2000, 10, 29, 3, tzinfo=UTC))
+    assert calendar.period_of(period.start - MS).label == "1999-00"
+
+
+def test_an_instant_in_a_jump_over_midnight_is_in_the_period_returned_for_it():
+    # Toronto jumped from 23:30 EST on 1919-03-30 to 00:30 EDT (04:30 UTC): March 31 had no
+    # midnight, and its first half hour is before the instant the period start resolves to.
+    calendar = ReportingCalendar(3, 31, "America/Toronto")
+    instant = datetime(1919, 3, 31, 4, 45, tzinfo=UTC)  # 00:45 EDT on March 31
+    period = calendar.period_of(instant)
+    assert instant in period
+    assert calendar.period_of(period.end).start == period.end
 
 
 # --- properties: every instant is in exactly one period; periods tile time ----------------
