@@ -8,6 +8,8 @@ lists every problem with its path. Errors become HTTP answers in one middleware.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 import json
 import logging
 import time
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from connectors.gateway.json_body import read_json
+from connectors.gateway.xapi_resource import statement_routes, xapi_version_middleware
 from connectors.lms.course_subscriptions import (
     CourseRecipientsView,
     course_recipients,
@@ -92,7 +96,8 @@ class GatewayMetrics:
 def create_app(config: GatewayConfig, publisher: LmsPublisher | None = None) -> web.Application:
     """The gateway app. Pass a started publisher to share one; else the app owns its own."""
     app = web.Application(
-        client_max_size=config.max_body, middlewares=[error_middleware, auth_middleware]
+        client_max_size=config.max_body,
+        middlewares=[xapi_version_middleware, error_middleware, auth_middleware],
     )
     app[CONFIG] = config
     app[METRICS] = GatewayMetrics()
@@ -105,7 +110,7 @@ def create_app(config: GatewayConfig, publisher: LmsPublisher | None = None) -> 
     app.on_cleanup.append(_stop_following_courses)
     app.router.add_post("/v1/learning-records", _completions("lrx"))
     app.router.add_post("/v1/moodle/events", _completions("moodle"))
-    app.router.add_post("/xapi/statements", _completions("xapi"))
+    app.add_routes(statement_routes(_store_statements))
     app.router.add_post("/v1/users", post_users)
     app.router.add_put("/v1/courses/{course}/recipients", put_course_recipients)
     app.router.add_get("/healthz", healthz)
@@ -130,16 +135,34 @@ async def _stop_following_courses(app: web.Application) -> None:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in OPEN_PATHS:
         return await handler(request)
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    site = request.app[CONFIG].site_of_token.get(token.strip())
-    if scheme.lower() != "bearer" or site is None:
+    site = _site_of_credential(request.headers.get("Authorization", ""), request.app[CONFIG])
+    if site is None:
+        basic = request.path.startswith("/xapi/")  # an LRS client such as logstore_xapi
         raise web.HTTPUnauthorized(
-            text=json.dumps({"error": "a valid bearer token is required"}),
+            text=json.dumps(
+                {"error": "a valid site key and secret (Basic) or bearer token is required"}
+            ),  # fmt: skip
             content_type="application/json",
-            headers={"WWW-Authenticate": 'Bearer realm="lrx"'},
+            headers={"WWW-Authenticate": 'Basic realm="lrx"' if basic else 'Bearer realm="lrx"'},
         )
     request[SITE] = site
     return await handler(request)
+
+
+def _site_of_credential(header: str, config: GatewayConfig) -> str | None:
+    """The site of a bearer token, or of Basic key:secret where the key is the site and the
+    secret that site's token (what an LRS client such as logstore_xapi sends)."""
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return config.site_of_token.get(credential.strip())
+    if scheme.lower() != "basic":
+        return None
+    try:
+        key, _, secret = base64.b64decode(credential.strip(), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    site = config.site_of_token.get(secret)
+    return site if site is not None and hmac.compare_digest(site, key) else None
 
 
 @web.middleware
@@ -171,16 +194,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             metrics.latency.labels(path).observe(time.perf_counter() - began)
 
 
-async def read_json(request: web.Request) -> object:
-    if request.content_type != "application/json":
-        raise InvalidInput([Problem("", "Content-Type must be application/json")])
-    body = await request.read()  # raises 413 past client_max_size
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInput([Problem("", f"the body is not valid JSON: {error}")]) from None
-    except RecursionError:  # e.g. [[[[...]]]] 100,000 deep
-        raise InvalidInput([Problem("", "the body nests arrays or objects too deeply")]) from None
+async def _store_statements(request: web.Request, statements: object) -> None:
+    """The xAPI resource's store: completions become records; the rest is counted."""
+    context = LmsContext(request[SITE], request.app[CONFIG].site_urls)
+    batch = map_batch("xapi", statements, context, datetime.now(UTC))
+    await request.app[PUBLISHER].publish_records(batch.records)
+    request.app[METRICS].accepted.labels("learning_record").inc(len(batch.records))
+    request.app[METRICS].ignored.labels("xapi").inc(batch.ignored)
 
 
 def _completions(fmt: str) -> Handler:

@@ -62,7 +62,8 @@ def statement_id_of(statement: object) -> str:
     if isinstance(statement, dict) and isinstance(statement.get("context"), dict):
         context = {k: v for k, v in statement["context"].items() if k != "registration"}
         content = {**statement, "context": context}
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ASCII: a lone surrogate (refused later, with a 400) must not break the hashing first.
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return str(uuid.uuid5(STATEMENT_NAMESPACE, canonical))
 
 

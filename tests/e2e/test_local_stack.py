@@ -15,17 +15,25 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from connectors.lms.formats import LmsContext, map_batch
+from connectors.lms.xapi_statements import statement_id_of
 from deploy.broker import free_port_pair
 from deploy.settings import REPO_ROOT
-from tests.support.lms import course_completed, statement
+from tests.support import logstore_xapi as plugin
+from tests.support.lms import course_completed
 
 pytestmark = pytest.mark.kafka
 
 OCI_ID = "CA-ON-CPSO-24680"
+PLUGIN_COURSE = {
+    "wwwroot": "https://sunnybrook.example", "user_id": 55, "course_id": 7,
+    "course_fullname": "Fire Safety",
+}  # fmt: skip
 
 
 def _processes_using(run_dir: Path) -> list[str]:
@@ -60,6 +68,15 @@ def _call(method: str, url: str, body: object | None = None, token: str | None =
 def _get_text(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.read().decode()
+
+
+def _plugin_post(endpoint: str, statements: list[dict]) -> list[str]:
+    """POST a batch exactly as logstore_xapi does; it counts only a 200 as success."""
+    method, suffix, headers, body = plugin.plugin_request(statements, "sunnybrook", "sb-token")
+    request = urllib.request.Request(endpoint + suffix, data=body, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 200
+        return json.loads(answer.read())
 
 
 def _trace(env: dict[str, str], user: str, done, timeout: float = 60) -> str:
@@ -113,18 +130,32 @@ def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
         moodle = _call(
             "POST", f"{base}/v1/moodle/events", course_completed(courseid=42), "sb-token"
         )
-        xapi = _call(
-            "POST",
-            f"{base}/xapi/statements",
-            statement(
-                actor={"account": {"homePage": "https://sunnybrook.example", "name": "55"}},
-                object={"id": "https://sunnybrook.example/course/view.php?id=42"},
-                timestamp="2026-10-02T09:00:00Z",
-            ),
+        # Course 7 requires module 33: what logstore_xapi sends when the physician
+        # finishes the SCORM module and then the course, posted twice (a resend).
+        _call(
+            "PUT",
+            f"{base}/v1/courses/7/recipients",
+            {"recipients": ["cmars"], "required_activities": ["33"]},
             "sb-token",
         )
-        expected = set(moodle["record_ids"] + xapi["record_ids"])
-        assert len(expected) == 2
+        plugin_batch = [
+            plugin.module_completion_statement(
+                **PLUGIN_COURSE, cmid=33, modname="scorm", name="Fire Safety SCORM", state=1,
+                time=datetime(2026, 10, 2, 8, 0, tzinfo=UTC),
+            ),
+            plugin.viewed_statement(**PLUGIN_COURSE, time=datetime(2026, 10, 2, 8, 5, tzinfo=UTC)),
+            plugin.course_completed_statement(
+                **PLUGIN_COURSE, time=datetime(2026, 10, 2, 9, 0, tzinfo=UTC)
+            ),
+        ]  # fmt: skip
+        for _ in range(2):
+            ids = _plugin_post(f"{base}/xapi", plugin_batch)
+            assert ids == [statement_id_of(s) for s in plugin_batch]
+        context = LmsContext("sunnybrook")
+        now = datetime.now(UTC)
+        plugin_ids = [r["record_id"] for r in map_batch("xapi", plugin_batch, context, now).records]
+        expected = set(moodle["record_ids"] + plugin_ids)
+        assert len(expected) == 3
 
         cmars = f"http://127.0.0.1:{emulator}"
         deadline = time.monotonic() + 90
@@ -136,23 +167,25 @@ def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
                 break
             time.sleep(1)
         assert expected <= delivered, f"not delivered: {expected - delivered}"
+        assert seen["acceptances"] == seen["accepted"], "the resent batch reached CMaRS once"
 
         # One LRX_METRICS_PORT for the stack: the worker serves it, the sink the next port.
         worker_metrics = _get_text(f"http://127.0.0.1:{metrics}/metrics")
         sink_metrics = _get_text(f"http://127.0.0.1:{metrics + 1}/metrics")
         assert "lrx_worker_events_total" in worker_metrics
         delivered_line = (
-            'lrx_sink_records_delivered_total{outcome="accepted",recipient="cmars"} 2.0'
+            'lrx_sink_records_delivered_total{outcome="accepted",recipient="cmars"} '
+            f"{float(len(expected))}"
         )
         assert delivered_line in sink_metrics, sink_metrics
 
-        # What an LMS admin sees for the physician: both records delivered with receipts,
+        # What an LMS admin sees for the physician: the records delivered with receipts,
         # a course nobody subscribed, and a colleague with no OCI ID held as pending.
         _call("POST", f"{base}/v1/users", {"id": 56, "username": "drjones"}, "sb-token")
         _call("POST", f"{base}/v1/moodle/events", course_completed(courseid=43), "sb-token")
         _call("POST", f"{base}/v1/moodle/events", course_completed(relateduserid=56), "sb-token")
         physician = _trace(env, "55", lambda text: "no_recipient" in text)
-        assert physician.count("cmars: DELIVERED") == 2, physician
+        assert physician.count("cmars: DELIVERED") == 3, physician  # course 42, module 33, course 7
         assert OCI_ID in physician
         assert "course 43: NOT SUBSCRIBED" in physician
         colleague = _trace(env, "56", lambda text: "PENDING" in text)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from connectors.gateway.app import create_app
+from connectors.lms.formats import LmsContext, map_batch
 from deploy.broker import EmbeddedBroker
 from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
@@ -16,6 +18,8 @@ from deploy.wiring import gateway_config
 from schemas.topics import LEARNING_RECORDS, USER_PROFILES
 from tests.support.kafka import read_all
 from tests.support.lms import course_completed, module_completion, statement
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 pytestmark = pytest.mark.kafka
 
@@ -55,9 +59,14 @@ async def test_moodle_events_and_statements_are_stored_before_202(client, kafka)
     body = await answer.json()
     assert (body["accepted"], body["ignored"]) == (2, 1)
 
-    xapi = await client.post("/xapi/statements", json=statement(), headers=TOKEN)
-    assert xapi.status == 202
-    xapi_ids = (await xapi.json())["record_ids"]
+    xapi = await client.post(
+        "/xapi/statements",
+        json=statement(),
+        headers=TOKEN | {"X-Experience-API-Version": "1.0.3"},
+    )
+    assert (xapi.status, await xapi.json()) == (200, [statement()["id"]])
+    context = LmsContext("sunnybrook", gateway_config(kafka).site_urls)
+    xapi_ids = [r["record_id"] for r in map_batch("xapi", [statement()], context, NOW).records]
     # The same course completion, whichever way it came, has one id.
     assert xapi_ids == body["record_ids"][:1]
 

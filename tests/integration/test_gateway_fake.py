@@ -4,34 +4,15 @@ Its timeouts, which need no server, are checked in tests/unit/test_gateway_timeo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from aiohttp.test_utils import TestClient, TestServer
 
 from connectors.gateway.app import create_app
 from deploy.settings import Settings
 from deploy.wiring import gateway_config
+from tests.support.gateway import FakePublisher
 from tests.support.lms import course_completed
 
 TOKEN = {"Authorization": "Bearer sb-token"}
-
-
-class FakePublisher:
-    """Records what the gateway would have written to Kafka."""
-
-    def __init__(self) -> None:
-        self.records: list[Mapping[str, Any]] = []
-        self.profiles: list[Mapping[str, Any]] = []
-
-    async def publish_records(self, records: Any) -> None:
-        self.records.extend(records)
-
-    async def publish_profiles(self, profiles: Any) -> None:
-        self.profiles.extend(profiles)
-
-    async def publish_course_recipients(self, value: Any) -> None:
-        raise AssertionError("not used here")
 
 
 def settings() -> Settings:
