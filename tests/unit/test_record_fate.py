@@ -202,6 +202,7 @@ def test_completions_count_each_activity_time_once_in_order():
     }
     assert with_completion({"501": [ms(first)]}, first) is None  # already counted
     assert with_completion(None, course) is None
+    assert completions_of([]) == {}
 
 
 def test_a_user_trace_holds_profile_subscriptions_outcomes_and_dead_lettered_input():

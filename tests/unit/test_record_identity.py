@@ -28,6 +28,12 @@ def test_the_id_is_a_pinned_uuid5():
     assert uuid.UUID(rid).version == 5
 
 
+def test_the_id_of_a_non_ascii_identity_is_pinned_too():
+    # The name is UTF-8 JSON (ensure_ascii=False); escaping it would change every such id.
+    rid = record_id("hôpital-montfort", "17", "42", COMPLETED, "course")
+    assert rid == "cb8d3f5a-364e-5215-a27f-260df152f669"
+
+
 def test_a_moodle_event_and_an_xapi_statement_of_one_completion_share_the_id():
     moodle = record_with(origin=MOODLE_ORIGIN)
     xapi = record_with(
