@@ -6,7 +6,9 @@ Two events carry completions:
   course_completions row.
 - `\\core\\event\\course_module_completion_updated`: the activity is
   `contextinstanceid` (the cmid) and `other.completionstate` is 0 incomplete,
-  1 complete, 2 complete-pass, 3 complete-fail.
+  1 complete, 2 complete-pass, 3 complete-fail. `other` may be an object, or
+  text as Moodle's standard log stores it: JSON, or PHP-serialized (read strictly
+  by connectors/lms/php_serialized.py, never evaluated).
 
 The completion time is `course_completions.timecompleted`, which event data does
 not carry: the LMS plugin adds it as the extension field `timecompleted`; without
@@ -17,10 +19,12 @@ Every other event is acknowledged and ignored (the caller counts them).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from connectors.lms.problems import FieldReader
+from connectors.lms.php_serialized import PhpSerializedError, unserialize
+from connectors.lms.problems import FieldReader, at
 from schemas.vocabulary import CompletionState, Source
 from streams.rules.record_identity import record_id_of
 
@@ -66,7 +70,7 @@ def learning_record_from_event(
             "name": event.text("activityname", required=False),
             "modname": event.text("modname", required=False),
         }
-        other = event.mapping("other")
+        other = _other(event)
         if other is not None:
             code = other.integer("completionstate")
             if code is not None and code not in COMPLETION_STATES:
@@ -95,3 +99,22 @@ def learning_record_from_event(
     }
     record["record_id"] = record_id_of(record)
     return record
+
+
+def _other(event: FieldReader) -> FieldReader | None:
+    """`other` as get_data() gives it (an object), or as Moodle's log stores it: JSON text
+    (the log's jsonformat) or PHP-serialized text."""
+    value = event.data.get("other") if isinstance(event.data, dict) else None
+    if not isinstance(value, str):
+        return event.mapping("other")
+    try:
+        decoded = json.loads(value) if value.lstrip()[:1] in ("{", "[") else unserialize(value)
+    except (ValueError, PhpSerializedError) as error:
+        event.problem("other", f"cannot be read as JSON or PHP-serialized text: {error}")
+        return None
+    if isinstance(decoded, list) and not decoded:
+        decoded = {}  # PHP's empty array, written by json_encode as []
+    if not isinstance(decoded, dict):
+        event.problem("other", "must hold an object (an array with keys)")
+        return None
+    return FieldReader(decoded, at(event.path, "other"), event.problems)
