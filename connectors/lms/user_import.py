@@ -9,6 +9,13 @@ What the import does, and the decisions behind it:
   lms.user-profiles. A username that site has not published is a bad row: the
   import cannot invent a user id, so the LMS must publish the user first
   (POST /v1/users, or its own sync); then the row can be imported again.
+- **Moodle's user download creates the users it names.** Its CSV (Site
+  administration → Users → Bulk user actions → Download) has an `id` column,
+  the Moodle user id. A row with an id whose username the site has not
+  published becomes a new profile (username, names and email from the row), so
+  a site that sends completions with logstore_xapi and never publishes users can
+  still give them OCI IDs. A row whose id differs from the id of the known user
+  of that username is bad: the file and the LMS disagree on who that is.
 - **Only the OCI ID changes.** The updated profile keeps every other field of
   the known one (the LMS owns names, email, suspension); `oci_id` becomes the
   canonical form and `modified_at` the time of the import. The columns `email`,
@@ -61,7 +68,8 @@ __all__ = [
 USERNAME = "username"
 OCI_ID = "profile_field_ociid"
 REQUIRED_COLUMNS = (USERNAME, OCI_ID)
-RECOGNISED_COLUMNS = (USERNAME, "email", "firstname", "lastname", "idnumber", OCI_ID)
+RECOGNISED_COLUMNS = ("id", USERNAME, "email", "firstname", "lastname", "idnumber", OCI_ID)
+USER_ID = "id"  # in Moodle's user download, not in its upload file
 ROW = "(row)"  # the column named by a problem of the whole row
 
 
@@ -197,6 +205,7 @@ class UserImport:
         self.width = len(columns)
         self.username_at = columns[USERNAME]
         self.oci_at = columns[OCI_ID]
+        self.columns = columns
         self.rows = 0
         self.problems: list[RowProblem] = []
         self.candidates: list[_Candidate] = []
@@ -250,8 +259,19 @@ class UserImport:
             return None
         users = self.directory.users_named(self.site, username)
         live = [u for u in users if not u["deleted"]]
+        user_id = _value(row, self.columns[USER_ID]).strip() if USER_ID in self.columns else ""
+        if user_id and not (user_id.isascii() and user_id.isdigit()):
+            problems.append(RowProblem(row.line, USER_ID, user_id, "not a Moodle user id"))
+            return None
         if len(live) == 1:
+            if user_id and live[0]["user_id"] != user_id:
+                problems.append(RowProblem(row.line, USER_ID, user_id,
+                    f"username {username!r} is user {live[0]['user_id']} of site {self.site} "
+                    "in lms.user-profiles"))  # fmt: skip
+                return None
             return live[0]
+        if not users and user_id:
+            return self._new_profile(row, user_id, username)
         if len(live) > 1:
             ids = ", ".join(sorted(u["user_id"] for u in live))
             reason = f"matches {len(live)} users of site {self.site} (user ids {ids})"
@@ -264,6 +284,26 @@ class UserImport:
             )
         problems.append(RowProblem(row.line, USERNAME, username, reason))
         return None
+
+    def _new_profile(self, row: UploadRow, user_id: str, username: str) -> dict[str, Any]:
+        """The profile a download row describes, for a user the LMS never published."""
+
+        def column(name: str) -> str | None:
+            at = self.columns.get(name)
+            return (_value(row, at).strip() or None) if at is not None else None
+
+        return {
+            "site": self.site,
+            "user_id": user_id,
+            "username": username,
+            "firstname": column("firstname"),
+            "lastname": column("lastname"),
+            "email": column("email"),
+            "oci_id": None,
+            "suspended": False,
+            "deleted": False,
+            "modified_at": self.now,
+        }
 
     def _canonical(self, row: UploadRow, raw: str, problems: list[RowProblem]) -> str | None:
         if not raw.strip():

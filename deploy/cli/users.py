@@ -70,7 +70,9 @@ def import_users(
     delimiter: str,
     report_file: Path | None,
 ) -> None:
-    """Set the OCI IDs of a site's users from Moodle's upload-user CSV FILE.
+    """Set the OCI IDs of a site's users from Moodle's upload-user CSV FILE,
+    or create the users from Moodle's user download (Bulk user actions →
+    Download, CSV), whose `id` column is the Moodle user id.
 
     \b
     Columns: username and profile_field_ociid are required; email, firstname,

@@ -177,3 +177,28 @@ def test_a_file_without_the_required_columns_is_refused_before_kafka(tmp_path):
         "Error: users.csv: line 1: the header lacks the required column(s) "
         "profile_field_ociid; found: username, email\n"
     )
+
+
+def test_moodle_s_user_download_creates_profiles_on_a_site_that_never_published(
+    fresh_broker, tmp_path
+):
+    settings = fresh_broker()
+    asyncio.run(apply_catalogue(settings))
+    download = tmp_path / "user-download.csv"
+    download.write_text(
+        "id,username,email,firstname,lastname,profile_field_ociid\n"
+        "55,drsmith,smith@north.example,Ann,Smith,CPSO #24680\n"
+        "56,drjones,jones@north.example,Bo,Jones,College of Physicians and Surgeons of "
+        "Ontario | 13579\n"
+    )
+    result = run_import(settings, download)
+    assert result.exit_code == 0, result.output
+    written = {key: value for key, value in asyncio.run(all_profiles(settings))}
+    assert set(written) == {user_key("north", "55"), user_key("north", "56")}
+    smith = written[user_key("north", "55")]
+    assert (smith["username"], smith["firstname"], smith["oci_id"]) == (
+        "drsmith",
+        "Ann",
+        "CA-ON-CPSO-24680",
+    )
+    assert written[user_key("north", "56")]["oci_id"] == "CA-ON-CPSO-13579"

@@ -143,3 +143,38 @@ def test_deleted_users_and_other_sites_hold_no_oci_id_here():
     plan = plan_of(f"{HEADER}\nann,,,,,CA-ON-CMO-5\n", known)
     assert plan.problems == []
     assert plan.profiles[0]["oci_id"] == "CA-ON-CMO-5"
+
+
+DOWNLOAD = "id,username,email,firstname,lastname,profile_field_ociid"  # Moodle's user download
+
+
+def test_moodle_s_user_download_creates_the_users_the_site_never_published():
+    plan = plan_of(
+        f"{DOWNLOAD}\n55,drsmith,smith@lms,Ann,Smith,CPSO #0042\n56,drjones,,,,\n", [], "north"
+    )
+    assert [str(p) for p in plan.problems] == [
+        "line 3: profile_field_ociid='': missing: the OCI ID to import"
+    ]
+    assert plan.profiles == [
+        {"site": "north", "user_id": "55", "username": "drsmith", "firstname": "Ann",
+         "lastname": "Smith", "email": "smith@lms", "oci_id": "CA-ON-CPSO-0042",
+         "suspended": False, "deleted": False, "modified_at": NOW},
+    ]  # fmt: skip
+
+
+def test_a_download_row_of_a_known_user_updates_it_and_a_different_id_is_refused():
+    known = profile("north", "7", "ann", None, firstname="Ann")
+    ok = plan_of(f"{DOWNLOAD}\n7,ann,,,,CPSO #0042\n", [known])
+    assert ok.profiles == [{**known, "oci_id": "CA-ON-CPSO-0042", "modified_at": NOW}]
+    wrong = plan_of(f"{DOWNLOAD}\n8,ann,,,,CPSO #0042\nx1,bob,,,,CPSO #0043\n", [known])
+    assert [str(p) for p in wrong.problems] == [
+        "line 2: id='8': username 'ann' is user 7 of site north in lms.user-profiles",
+        "line 3: id='x1': not a Moodle user id",
+    ]
+    assert wrong.profiles == []
+
+
+def test_new_users_of_a_download_may_not_share_an_oci_id_either():
+    plan = plan_of(f"{DOWNLOAD}\n55,a,,,,CPSO #0042\n56,b,,,,CA-ON-CPSO-0042\n", [])
+    assert plan.profiles == []
+    assert {p.line for p in plan.problems} == {2, 3}
