@@ -14,8 +14,6 @@ course lists each resolved recipient once: adding `tahsn` to a course that has
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,8 +23,8 @@ from typing import Any
 from schemas.codec import Codec, CodecError
 from schemas.topics import COURSE_RECIPIENTS, course_key, key_part_problem
 from streams.kafka.connection import KafkaConnection
-from streams.kafka.errors import KafkaUnavailable
-from streams.kafka.topic_reader import follow_topic, read_compacted_topic
+from streams.kafka.live_view import LiveView
+from streams.kafka.topic_reader import read_compacted_topic
 from streams.rules.recipients import RecipientDirectory, UnknownRecipientError
 
 from .problems import InvalidInput, Problem
@@ -293,75 +291,33 @@ def _resolves_to(directory: RecipientDirectory, name: str) -> str | None:
 
 
 class CourseRecipientsView:
-    """Every course's current subscription, read once and then followed live.
+    """Every course's current subscription, read once and then followed live (LiveView).
 
     A long-running process (the gateway) keeps one, so that a change compares with
-    the current value without reading the whole topic again on every request. It
-    starts following on first use; `close()` stops it.
+    the current value without reading the whole topic again on every request.
     """
 
     def __init__(
         self, kafka: KafkaConnection, timeout: float, codec: Codec, retry_after: float = 5.0
     ) -> None:
-        self.kafka = kafka
-        self.timeout = timeout
-        self.codec = codec
-        self.retry_after = retry_after
-        self.courses: dict[bytes, CourseRecipients] = {}  # by course key
-        self.ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        def entry(message: Any) -> tuple[bytes, CourseRecipients | None] | None:
+            key = message.key or b""
+            if message.value is None:
+                return key, None
+            value = _decoded(codec, key, message.value, message.partition, message.offset)
+            return (key, value) if value is not None else None
+
+        self.view: LiveView[CourseRecipients] = LiveView(
+            kafka, COURSE_RECIPIENTS, entry, timeout, retry_after
+        )
 
     async def current(self, site: str, course_id: str) -> CourseRecipients | None:
         """The course's value now; KafkaUnavailable if the topic cannot be read in time."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._follow(), name="follow course recipients")
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self.ready.wait()
-        except TimeoutError:
-            raise KafkaUnavailable(
-                f"{COURSE_RECIPIENTS} could not be read within {self.timeout:g}s"
-            ) from None
-        return self.courses.get(course_key(site, course_id))
+        return (await self.view.current()).get(course_key(site, course_id))
 
     def remember(self, value: CourseRecipients) -> None:
         """A value this process wrote and Kafka acknowledged: in force before it reads it back."""
-        self.courses[course_key(value["site"], value["course_id"])] = value
+        self.view.remember(course_key(value["site"], value["course_id"]), value)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _follow(self) -> None:
-        while True:
-            courses: dict[bytes, CourseRecipients] = {}
-
-            def caught_up(courses: dict[bytes, CourseRecipients] = courses) -> None:
-                self.courses = courses
-                self.ready.set()
-
-            try:
-                async for message in follow_topic(
-                    self.kafka, COURSE_RECIPIENTS, timeout=self.timeout, caught_up=caught_up
-                ):
-                    key = message.key or b""
-                    if message.value is None:
-                        courses.pop(key, None)
-                    elif value := _decoded(
-                        self.codec, key, message.value, message.partition, message.offset
-                    ):
-                        courses[key] = value
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # Kafka gone: report, wait, read again from the start
-                self.ready.clear()
-                log.warning(
-                    "following %s failed, again in %ss: %s",
-                    COURSE_RECIPIENTS,
-                    self.retry_after,
-                    error,
-                )
-                await asyncio.sleep(self.retry_after)
+        await self.view.close()
