@@ -171,6 +171,13 @@ class Settings:
         "Comma-separated site=URL pairs. When set, an xAPI actor's account.homePage must "
         "be the URL of the posting credential's site.",
     )
+    account_homepages: tuple[str, ...] = setting(
+        "LRX_ACCOUNT_HOMEPAGES",
+        (),
+        "Comma-separated site=URL pairs: the account homepage a site's logstore_xapi "
+        'sends with its "send username" option. An xAPI actor with that homePage is '
+        "named by username, which lrx looks up in the site's profiles (lms.user-profiles).",
+    )
     gateway_port: int = setting("LRX_GATEWAY_PORT", 8088, "Port of `lrx gateway`.")
     gateway_max_body: int = setting(
         "LRX_GATEWAY_MAX_BODY",
@@ -393,6 +400,9 @@ class Settings:
 
     def site_url_map(self) -> dict[str, str]:
         return dict(_pair(entry, "=", "LRX_SITE_URLS") for entry in self.site_urls)
+
+    def account_homepage_map(self) -> dict[str, str]:
+        return dict(_pair(entry, "=", "LRX_ACCOUNT_HOMEPAGES") for entry in self.account_homepages)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

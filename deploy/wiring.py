@@ -89,6 +89,7 @@ def gateway_config(settings: Settings) -> GatewayConfig:
         kafka=kafka_connection(settings),
         site_of_token=MappingProxyType(settings.site_of_token()),
         site_urls=MappingProxyType(settings.site_url_map()),
+        account_homepages=MappingProxyType(settings.account_homepage_map()),
         recipients=recipient_directory(settings),
         max_body=settings.gateway_max_body,
         ingest_timeout=settings.ingest_kafka_timeout,

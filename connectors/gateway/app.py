@@ -36,6 +36,7 @@ from connectors.lms.problems import (
     Problem,
     is_unicode_text,
 )
+from connectors.lms.profile_directory import SiteUsers
 from connectors.lms.publisher import LmsPublisher
 from connectors.metrics import Metrics
 from schemas.codec import Codec
@@ -57,6 +58,7 @@ class GatewayConfig:
     kafka: KafkaConnection
     site_of_token: Mapping[str, str]  # bearer token -> site
     site_urls: Mapping[str, str]  # site -> its Moodle wwwroot, for xAPI actors
+    account_homepages: Mapping[str, str]  # site -> the homePage of actors named by username
     recipients: RecipientDirectory
     max_body: int
     ingest_timeout: float  # a write's wait for Kafka before 503
@@ -68,6 +70,7 @@ PUBLISHER = web.AppKey("publisher", LmsPublisher)
 METRICS = web.AppKey("metrics", "GatewayMetrics")
 CODEC = web.AppKey("codec", Codec)
 COURSES = web.AppKey("courses", CourseRecipientsView)
+USERS = web.AppKey("users", SiteUsers)
 SITE = web.RequestKey("site", str)  # the site the bearer token belongs to
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -107,7 +110,8 @@ def create_app(config: GatewayConfig, publisher: LmsPublisher | None = None) -> 
     else:
         app.cleanup_ctx.append(_publisher_context)
     app[COURSES] = CourseRecipientsView(config.kafka, config.admin_timeout, app[CODEC])
-    app.on_cleanup.append(_stop_following_courses)
+    app[USERS] = SiteUsers(config.kafka, config.admin_timeout, app[CODEC])
+    app.on_cleanup.append(_stop_following_topics)
     app.router.add_post("/v1/learning-records", _completions("lrx"))
     app.router.add_post("/v1/moodle/events", _completions("moodle"))
     app.add_routes(statement_routes(_store_statements))
@@ -127,8 +131,9 @@ async def _publisher_context(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _stop_following_courses(app: web.Application) -> None:
+async def _stop_following_topics(app: web.Application) -> None:
     await app[COURSES].close()
+    await app[USERS].close()
 
 
 @web.middleware
@@ -196,7 +201,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def _store_statements(request: web.Request, statements: object) -> None:
     """The xAPI resource's store: completions become records; the rest is counted."""
-    context = LmsContext(request[SITE], request.app[CONFIG].site_urls)
+    config, site = request.app[CONFIG], request[SITE]
+    homepage = config.account_homepages.get(site)
+    user_ids = await request.app[USERS].user_ids(site) if homepage else {}
+    context = LmsContext(site, config.site_urls, homepage, user_ids)
     batch = map_batch("xapi", statements, context, datetime.now(UTC))
     await request.app[PUBLISHER].publish_records(batch.records)
     request.app[METRICS].accepted.labels("learning_record").inc(len(batch.records))

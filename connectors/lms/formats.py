@@ -28,13 +28,17 @@ class LmsContext:
 
     site: str
     site_urls: Mapping[str, str] = field(default_factory=dict)
+    # With logstore_xapi's "send username": the homePage of such actors, and the site's
+    # users by username_key (connectors/lms/profile_directory.py).
+    account_homepage: str | None = None
+    user_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 FORMATS: dict[str, Callable[[FieldReader, LmsContext, datetime], dict[str, Any] | None]] = {
     "lrx": lambda item, ctx, now: learning_record_from_json(item, ctx.site, now),
     "moodle": lambda item, ctx, now: learning_record_from_event(item, ctx.site, now),
     "xapi": lambda item, ctx, now: learning_record_from_statement(
-        item, ctx.site, ctx.site_urls, now
+        item, ctx.site, ctx.site_urls, now, ctx.account_homepage, ctx.user_ids
     ),
 }
 

@@ -14,11 +14,12 @@ from typing import Any
 from schemas.codec import Codec, CodecError
 from schemas.topics import USER_PROFILES
 from streams.kafka.connection import KafkaConnection
+from streams.kafka.live_view import LiveView
 from streams.kafka.topic_reader import read_compacted_topic
 from streams.rules.colleges import CollegeRegistry
 from streams.rules.oci_id import OciIdError, parse_oci_id
 
-__all__ = ["ProfileDirectory", "read_profile_directory", "username_key"]
+__all__ = ["ProfileDirectory", "SiteUsers", "read_profile_directory", "username_key"]
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +111,41 @@ async def read_profile_directory(
                 error,
             )
     return ProfileDirectory(profiles, colleges)
+
+
+class SiteUsers:
+    """Each site's users by username, from lms.user-profiles followed live (the gateway's).
+
+    logstore_xapi's "send username" names the learner by username; records need
+    the Moodle user id. Deleted users are left out: a username may be reused.
+    """
+
+    def __init__(self, kafka: KafkaConnection, timeout: float, codec: Codec) -> None:
+        def entry(message: Any) -> tuple[bytes, tuple[str, str, str] | None] | None:
+            if message.value is None:
+                return message.key, None
+            try:
+                profile = codec.decode("UserProfile", message.value)
+            except CodecError:
+                return None  # the worker reports it; nothing to look up here
+            if profile["deleted"]:
+                return message.key, None
+            return message.key, (profile["site"], username_key(profile["username"]),
+                                 profile["user_id"])  # fmt: skip
+
+        self.view: LiveView[tuple[str, str, str]] = LiveView(kafka, USER_PROFILES, entry, timeout)
+        self._by_site: dict[str, dict[str, str]] = {}
+        self._built_at = -1
+
+    async def user_ids(self, site: str) -> Mapping[str, str]:
+        """username_key -> user id of the site's users; KafkaUnavailable if not read in time."""
+        values = await self.view.current()
+        if self._built_at != self.view.version:
+            by_site: dict[str, dict[str, str]] = {}
+            for user_site, username, user_id in values.values():
+                by_site.setdefault(user_site, {})[username] = user_id
+            self._by_site, self._built_at = by_site, self.view.version
+        return self._by_site.get(site, {})
+
+    async def close(self) -> None:
+        await self.view.close()

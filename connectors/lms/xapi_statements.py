@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from connectors.lms.problems import FieldReader, at
+from connectors.lms.profile_directory import username_key
 from schemas.vocabulary import CompletionState, Source
 from streams.rules.record_identity import record_id_of
 
@@ -68,7 +69,12 @@ def statement_id_of(statement: object) -> str:
 
 
 def learning_record_from_statement(
-    statement: FieldReader, site: str, site_urls: Mapping[str, str], now: datetime
+    statement: FieldReader,
+    site: str,
+    site_urls: Mapping[str, str],
+    now: datetime,
+    account_homepage: str | None = None,
+    user_ids: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | None:
     """The LearningRecord a statement carries, or None for statements lrx ignores."""
     verb = statement.mapping("verb")
@@ -79,7 +85,7 @@ def learning_record_from_statement(
     statement_id = statement.text("id", required=False, max_length=64) or statement_id_of(
         statement.data
     )
-    user_id = _learner(statement, site, site_urls)
+    user_id = _learner(statement, site, site_urls, account_homepage, user_ids or {})
     target = _target(statement)
     if target is not None and target.kind == "module":
         course_id, course_name = _module_course(statement)
@@ -130,7 +136,13 @@ def learning_record_from_statement(
     return record
 
 
-def _learner(statement: FieldReader, site: str, site_urls: Mapping[str, str]) -> str | None:
+def _learner(
+    statement: FieldReader,
+    site: str,
+    site_urls: Mapping[str, str],
+    account_homepage: str | None,
+    user_ids: Mapping[str, str],
+) -> str | None:
     actor = statement.mapping("actor")
     if actor is None:
         return None
@@ -144,6 +156,19 @@ def _learner(statement: FieldReader, site: str, site_urls: Mapping[str, str]) ->
     if account is None:
         return None
     home_page = account.text("homePage", max_length=2048)
+    if home_page and account_homepage and _same_url(home_page, account_homepage):
+        # logstore_xapi's "send username": the name is the username, not the user id.
+        username = account.text("name")
+        if username is None:
+            return None
+        user_id = user_ids.get(username_key(username))
+        if user_id is None:
+            account.problem(
+                "name",
+                f"no user of site {site} has the username {username!r} in lms.user-profiles; "
+                "import the site's users first (lrx users import)",
+            )
+        return user_id
     name = account.identifier("name")
     if home_page and site_urls:
         owner = _site_of_url(home_page, site_urls)
@@ -155,10 +180,13 @@ def _learner(statement: FieldReader, site: str, site_urls: Mapping[str, str]) ->
     return name
 
 
+def _same_url(one: str, other: str) -> bool:
+    return one.rstrip("/").lower() == other.rstrip("/").lower()
+
+
 def _site_of_url(url: str, site_urls: Mapping[str, str]) -> str | None:
-    normalised = url.rstrip("/").lower()
     for site, base in site_urls.items():
-        if normalised == base.rstrip("/").lower():
+        if _same_url(url, base):
             return site
     return None
 

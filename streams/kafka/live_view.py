@@ -46,6 +46,7 @@ class LiveView(Generic[V]):
         self.timeout = timeout
         self.retry_after = retry_after
         self.values: dict[Any, V] = {}
+        self.version = 0  # changes with every change of `values`, for caches built on them
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -65,6 +66,7 @@ class LiveView(Generic[V]):
     def remember(self, key: Any, value: V) -> None:
         """A value this process wrote and Kafka acknowledged: in force before it is read back."""
         self.values[key] = value
+        self.version += 1
 
     async def close(self) -> None:
         if self._task is not None:
@@ -79,6 +81,7 @@ class LiveView(Generic[V]):
 
             def caught_up(values: dict[Any, V] = values) -> None:
                 self.values = values
+                self.version += 1
                 self.ready.set()
 
             try:
@@ -93,6 +96,7 @@ class LiveView(Generic[V]):
                         values.pop(key, None)
                     else:
                         values[key] = value
+                    self.version += 1
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # Kafka gone: report, wait, read again from the start

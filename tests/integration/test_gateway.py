@@ -16,6 +16,7 @@ from deploy.settings import Settings
 from deploy.topic_provisioning import apply_catalogue
 from deploy.wiring import gateway_config
 from schemas.topics import LEARNING_RECORDS, USER_PROFILES
+from tests.support import logstore_xapi as plugin
 from tests.support.kafka import read_all
 from tests.support.lms import course_completed, module_completion, statement
 
@@ -224,3 +225,27 @@ async def test_recipient_changes_read_the_topic_once_not_on_every_request(
     assert len(consumers) == 1, "each PUT read lrx.course-recipients whole again"
     stored = await read_all(kafka, "lrx.course-recipients", "CourseRecipients")
     assert [v["recipients"] for v in stored] == [["cmars"], ["tahsn"], ["cmars"]]
+
+
+async def test_a_statement_naming_its_learner_by_username_finds_the_user_in_the_profiles(kafka):
+    """logstore_xapi's "send username": the gateway follows lms.user-profiles to find the id."""
+    homepage = "https://lms.sunnybrook.example/accounts"
+    settings = kafka.replace(account_homepages=(f"sunnybrook={homepage}",))
+    async with TestClient(TestServer(create_app(gateway_config(settings)))) as client:
+        users = [{"id": 55, "username": "drsmith", "ociid": "CA-ON-CPSO-24680"}]
+        assert (await client.post("/v1/users", json=users, headers=TOKEN)).status == 202
+        when = datetime(2026, 10, 2, 9, 0, tzinfo=UTC)
+        statement = plugin.course_completed_statement(
+            wwwroot="https://lms.sunnybrook.example", user_id=55, course_id=7,
+            course_fullname="Fire Safety", time=when, username="DrSmith",
+            account_homepage=homepage,
+        )  # fmt: skip
+        method, suffix, headers, body = plugin.plugin_request([statement], "sunnybrook", "sb-token")
+        answer = await client.request(method, "/xapi" + suffix, data=body, headers=headers)
+        assert answer.status == 200, await answer.text()
+        stranger = {**statement, "actor": {"account": {"homePage": homepage, "name": "nobody"}}}
+        _, _, headers, body = plugin.plugin_request([stranger], "sunnybrook", "sb-token")
+        refused = await client.request(method, "/xapi" + suffix, data=body, headers=headers)
+        assert refused.status == 400
+    [record] = await read_all(kafka, LEARNING_RECORDS, "LearningRecord")
+    assert (record["site"], record["user_id"], record["course"]["id"]) == ("sunnybrook", "55", "7")

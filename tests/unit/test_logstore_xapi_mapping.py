@@ -9,6 +9,7 @@ import pytest
 
 from connectors.lms.formats import LmsContext, map_batch
 from connectors.lms.moodle_events import MODULE_COMPLETION_UPDATED
+from connectors.lms.problems import InvalidInput
 from connectors.lms.xapi_statements import statement_id_of
 from schemas.codec import Codec
 from tests.support import logstore_xapi as plugin
@@ -106,3 +107,30 @@ def test_a_statement_without_id_gets_the_same_id_each_time_it_comes() -> None:
     assert statement_id_of({**first, "id": "given"}) == "given"
     [record] = map_batch("xapi", [first], SITE, NOW).records
     assert record["origin"]["xapi_statement_id"] == statement_id_of(first)
+
+
+HOMEPAGE = "https://lms.sunnybrook.example/users"  # the plugin's configured account homepage
+
+
+def test_with_send_username_the_actor_is_looked_up_by_username_in_the_site_s_profiles():
+    statement = plugin.course_completed_statement(
+        **COURSE, time=WHEN, username="DrSmith", account_homepage=HOMEPAGE
+    )
+    assert statement["actor"]["account"] == {"homePage": HOMEPAGE, "name": "DrSmith"}
+    context = LmsContext("sunnybrook", {"sunnybrook": WWWROOT}, HOMEPAGE, {"drsmith": "55"})
+    [record] = map_batch("xapi", [statement], context, NOW).records
+    by_id = map_batch("xapi", [plugin.course_completed_statement(**COURSE, time=WHEN)], SITE, NOW)
+    assert record["user_id"] == "55"
+    assert record["record_id"] == by_id.records[0]["record_id"], "one completion, one id"
+
+
+def test_an_unknown_username_is_refused_naming_the_field_and_what_to_do():
+    statement = plugin.course_completed_statement(
+        **COURSE, time=WHEN, username="nobody", account_homepage=HOMEPAGE
+    )
+    context = LmsContext("sunnybrook", {"sunnybrook": WWWROOT}, HOMEPAGE, {"drsmith": "55"})
+    with pytest.raises(InvalidInput) as caught:
+        map_batch("xapi", [statement], context, NOW)
+    [problem] = caught.value.problems
+    assert problem.path == "[0].actor.account.name"
+    assert "lrx users import" in problem.message
