@@ -87,7 +87,21 @@ ROUTED_FIELDS = (
     "record.course.shortname",
     "record.completed_at",
     "record.source",
+    "record.activity",
 )
+
+# What was completed, as CMaRS is told (contract 1.2.0): an xAPI statement is a
+# transport; the completion it carried is a course completion (its activity
+# statements arrive as activity_completion already).
+_KIND_OF_SOURCE = {"xapi": "course_completion"}
+
+
+def _activity(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    activity = record.get("activity")
+    if not activity:
+        return None
+    return {"cmid": activity["cmid"], "name": activity.get("name"),
+            "module": activity.get("modname")}  # fmt: skip
 
 
 def request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,13 +119,17 @@ def request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
             "site": record["site"],
             "course": {"id": course["id"], "shortname": course["shortname"]},
             "completed_at": rfc3339(record["completed_at"]),
-            "source": record["source"],
+            "source": _KIND_OF_SOURCE.get(record["source"], record["source"]),
             "period": routed["period"],
         }
         strings = (
             *oci.values(), course["id"], course["shortname"], record["site"],
             request["record_id"], request["source"], request["period"],
         )  # fmt: skip
+        activity = record.get("activity")
+        if activity:
+            request["activity"] = _activity(record)
+            strings += (activity["cmid"],)
         if all(type(v) is str for v in strings) and UUID_TEXT.fullmatch(request["record_id"]):
             return request
     except (KeyError, TypeError, AttributeError):
@@ -127,7 +145,8 @@ def _checked_request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
     record_id = _field(routed, "record_id", str)
     if not UUID_TEXT.fullmatch(record_id):
         raise MalformedRecord("record_id", f"{record_id!r} is not a UUID")
-    return {
+    source = str(_field(record, "record.source", str))
+    request = {
         "record_id": record_id,
         "oci_id": _field(oci, "oci_id.canonical", str),
         "college": _field(oci, "oci_id.college", str),
@@ -138,9 +157,13 @@ def _checked_request_record(routed: Mapping[str, Any]) -> dict[str, Any]:
             "shortname": _field(course, "record.course.shortname", str),
         },
         "completed_at": rfc3339(completed_at),
-        "source": str(_field(record, "record.source", str)),
+        "source": _KIND_OF_SOURCE.get(source, source),
         "period": _field(routed, "period", str),
     }
+    if record.get("activity"):
+        _field(record["activity"], "record.activity.cmid", str)
+        request["activity"] = _activity(record)
+    return request
 
 
 def _field(container: Mapping[str, Any], path: str, kind: type) -> Any:

@@ -168,6 +168,13 @@ def test_run_command_serves_the_pipeline_and_leaves_nothing_behind(tmp_path):
             time.sleep(1)
         assert expected <= delivered, f"not delivered: {expected - delivered}"
         assert seen["acceptances"] == seen["accepted"], "the resent batch reached CMaRS once"
+        by_id = {r["record_id"]: r for r in seen["records"]}
+        module_record, course_record = (by_id[i] for i in plugin_ids)
+        assert (module_record["source"], module_record["activity"]["cmid"]) == (
+            "activity_completion",
+            "33",
+        )
+        assert (course_record["source"], course_record["activity"]) == ("course_completion", None)
 
         # One LRX_METRICS_PORT for the stack: the worker serves it, the sink the next port.
         worker_metrics = _get_text(f"http://127.0.0.1:{metrics}/metrics")

@@ -43,7 +43,7 @@ def contract() -> dict[str, Any]:
 
 def test_contract_is_versioned_and_names_every_error(contract: dict[str, Any]) -> None:
     assert contract["openapi"].startswith("3.1")
-    assert contract["info"]["version"] == "1.1.0"
+    assert contract["info"]["version"] == "1.2.0"
     responses = contract["paths"]["/lrx/v1/batches"]["post"]["responses"]
     assert {"200", "400", "401", "403", "413", "429", "5XX"} <= set(responses)
     assert responses["429"]["headers"]["Retry-After"]["required"] is True
@@ -67,6 +67,28 @@ def test_the_sink_request_fits_the_contract(contract: dict[str, Any]) -> None:
     assert (first["college"], first["licence"]) == ("CA-ON-CPSO", "10000")
     assert first["completed_at"] == "2026-05-01T12:00:00.000Z"
     assert first["course"] == {"id": "100", "shortname": "ACLS-0"}
+
+
+def test_cmars_is_told_what_was_completed_whatever_the_transport(contract: dict[str, Any]) -> None:
+    schema = validator(contract, "LearningRecord")
+    module = routed_record(2)
+    activity = {"cmid": "33", "name": "Fire SCORM", "modname": "scorm"}
+    module["record"] |= {"source": "activity_completion", "activity": activity}
+    request = request_record(module)
+    schema.validate(request)
+    assert (request["source"], request["activity"]) == (
+        "activity_completion",
+        {"cmid": "33", "name": "Fire SCORM", "module": "scorm"},
+    )
+    by_xapi = routed_record(3)
+    by_xapi["record"]["source"] = "xapi"
+    request = request_record(by_xapi)
+    schema.validate(request)
+    assert request["source"] == "course_completion" and "activity" not in request
+    # The checked path (a field the fast path doubts) says the same.
+    module["record"]["course"]["shortname"] = None
+    with pytest.raises(MalformedRecord, match="record.course.shortname"):
+        request_record(module)
 
 
 def test_a_calendar_year_period_fits_the_contract(contract: dict[str, Any]) -> None:

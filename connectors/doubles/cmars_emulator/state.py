@@ -135,6 +135,8 @@ class CmarsState:
                 {
                     "record_id": record_id,
                     "oci_id": held.record["oci_id"],
+                    "source": held.record["source"],
+                    "activity": held.record.get("activity"),
                     "batch_id": held.batch_id,
                     "accepted_at": rfc3339(held.accepted_at),
                     "duplicates": held.duplicates,

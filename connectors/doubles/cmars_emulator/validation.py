@@ -68,6 +68,11 @@ def _record_problems(record: Any) -> list[tuple[str, str]]:
         found.append(("source", f"must be one of {sorted(map(str, SENT_SOURCES))}"))
     if not isinstance(record["period"], str) or not _PERIOD.match(record["period"]):
         found.append(("period", "must be a label such as 2026-27, or 2026 for a calendar year"))
+    activity = record.get("activity")
+    if activity is not None and not (
+        isinstance(activity, dict) and isinstance(activity.get("cmid"), str) and activity["cmid"]
+    ):
+        found.append(("activity.cmid", "must be a non-empty string"))
     return found
 
 
