@@ -1,4 +1,5 @@
-"""Moodle events into Kafka through the gateway, beside `lrx publish` of the same events.
+"""Moodle events into Kafka through the gateway, beside `lrx publish` of the same events,
+and statements as Moodle's logstore_xapi posts them (a tenth of them completions).
 
     .venv/bin/python -m bench.ingest [--count 100000] [--connections 32] [--batch 100] [--profile]
 
@@ -35,6 +36,7 @@ from connectors.lms.moodle_events import COURSE_COMPLETED, MODULE_COMPLETION_UPD
 from deploy.broker import EmbeddedBroker, free_port_pair
 from deploy.settings import REPO_ROOT, Settings
 from deploy.topic_provisioning import apply_catalogue
+from tests.support import logstore_xapi as plugin
 
 BIN = REPO_ROOT / ".venv" / "bin"
 MODULES = [("scorm", "SCORM package"), ("quiz", "Knowledge check"),
@@ -168,28 +170,36 @@ async def _wait_ready(url: str, process: subprocess.Popen) -> None:
 
 
 async def post_all(
-    url: str, token: str, events: list[dict], batch: int, connections: int
+    url: str,
+    bodies: list[bytes],
+    connections: int,
+    path: str = "/v1/moodle/events",
+    headers: dict[str, str] | None = None,
 ) -> tuple[float, list[float], int, list[str]]:
-    """Post every batch; returns elapsed seconds, request latencies, events accepted, errors."""
-    bodies = [json.dumps(events[i : i + batch]).encode() for i in range(0, len(events), batch)]
+    """Post every body; returns elapsed seconds, request latencies, items taken, errors.
+
+    The gateway's own endpoints answer 202 with a count; the xAPI resource answers 200
+    with one statement id per statement.
+    """
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
     latencies: list[float] = []
     errors: list[str] = []
     accepted = 0
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     async def connection(session: aiohttp.ClientSession) -> None:
         nonlocal accepted
         while not queue.empty():
             body = queue.get_nowait()
             began = time.perf_counter()
-            async with session.post(f"{url}/v1/moodle/events", data=body, headers=headers) as r:
+            async with session.post(f"{url}{path}", data=body, headers=headers) as r:
                 answer = await r.read()
             latencies.append(time.perf_counter() - began)
             if r.status == 202:
                 accepted += json.loads(answer)["accepted"]
+            elif r.status == 200:
+                accepted += len(json.loads(answer))
             else:
                 errors.append(f"{r.status}: {answer[:200]!r}")
 
@@ -199,6 +209,37 @@ async def post_all(
         await asyncio.gather(*(connection(session) for _ in range(connections)))
         elapsed = time.perf_counter() - started
     return elapsed, latencies, accepted, errors
+
+
+def plugin_statements(count: int, seed: int = 8) -> list[dict]:
+    """What logstore_xapi sends for a hospital site: mostly views, a tenth completions."""
+    rng = random.Random(seed)
+    wwwroot = "https://lms.bench.example"
+    when = int(time.time()) - 86_400
+    statements = []
+    for n in range(count):
+        course = {"wwwroot": wwwroot, "user_id": 1000 + n % 5000, "course_id": 7 + n % 40,
+                  "course_fullname": f"Mandatory course {n % 40}", "time": when + n}  # fmt: skip
+        roll = rng.random()
+        if roll < 0.05:
+            statements.append(plugin.course_completed_statement(**course))
+        elif roll < 0.10:
+            statements.append(plugin.module_completion_statement(
+                **course, cmid=300 + n % 80, modname="scorm", name="SCORM package", state=1,
+            ))  # fmt: skip
+        else:
+            statements.append(plugin.viewed_statement(**course, cmid=300 + n % 80))
+    return statements
+
+
+def report(title: str, accepted: int, elapsed: float, latencies: list[float], unit: str) -> None:
+    print(title)
+    print(f"  accepted           {accepted:>10,} {unit} in {elapsed:.2f} s")
+    print(f"  throughput         {accepted / elapsed:>10,.0f} {unit}/s"
+          f"   ({len(latencies) / elapsed:,.0f} requests/s)")  # fmt: skip
+    print(f"  request latency    p50 {percentile(latencies, 0.50) * 1000:.1f} ms"
+          f"   p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
+          f"   max {max(latencies) * 1000:.1f} ms")  # fmt: skip
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -242,20 +283,30 @@ def main() -> None:
         asyncio.run(apply_catalogue(settings))
         profile = Path(folder) / "gateway-profile.txt" if args.profile else None
         log = Path(folder) / "gateway.log"
+        bodies = [json.dumps(events[i : i + args.batch]).encode()
+                  for i in range(0, len(events), args.batch)]  # fmt: skip
+        statements = plugin_statements(args.count)
+        _, _, plugin_headers, _ = plugin.plugin_request([], site, token)
+        plugin_bodies = [plugin.php_json(statements[i : i + args.batch]).encode()
+                         for i in range(0, len(statements), args.batch)]  # fmt: skip
+        bearer = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
         with gateway(settings, site, token, log, profile) as url:
             elapsed, latencies, accepted, errors = asyncio.run(
-                post_all(url, token, events, args.batch, args.connections)
+                post_all(url, bodies, args.connections, headers=bearer)
             )
-        print(f"\ngateway: {args.connections} connections, {args.batch} events per request")
-        print(f"  accepted           {accepted:>10,} events in {elapsed:.2f} s")
-        print(f"  throughput         {accepted / elapsed:>10,.0f} events/s"
-              f"   ({len(latencies) / elapsed:,.0f} requests/s)")  # fmt: skip
-        print(f"  request latency    p50 {percentile(latencies, 0.50) * 1000:.1f} ms"
-              f"   p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
-              f"   max {max(latencies) * 1000:.1f} ms")  # fmt: skip
-        if errors:
-            print(f"  {len(errors)} requests failed, e.g. {errors[0]}")
-            print(f"  gateway log ends:\n{log.read_text(errors='replace')[-3000:]}")
+            x_elapsed, x_latencies, x_accepted, x_errors = asyncio.run(
+                post_all(url, plugin_bodies, args.connections, "/xapi/statements", plugin_headers)
+            )
+        report(f"\ngateway: {args.connections} connections, {args.batch} events per request",
+               accepted, elapsed, latencies, "events")  # fmt: skip
+        completions = sum(s["verb"]["id"].endswith("/completed") for s in statements)
+        report(f"\ngateway /xapi/statements, as logstore_xapi posts ({completions:,} of "
+               f"{len(statements):,} completions; Basic auth; 200 + ids)",
+               x_accepted, x_elapsed, x_latencies, "statements")  # fmt: skip
+        for failed in (errors, x_errors):
+            if failed:
+                print(f"  {len(failed)} requests failed, e.g. {failed[0]}")
+                print(f"  gateway log ends:\n{log.read_text(errors='replace')[-3000:]}")
 
         file = Path(folder) / "events.jsonl"
         file.write_text("".join(json.dumps(e) + "\n" for e in events))
