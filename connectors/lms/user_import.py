@@ -1,6 +1,4 @@
-"""Moodle's upload-user CSV: read it, check every row, and build the profiles to publish.
-
-What the import does, and the decisions behind it:
+"""Moodle's upload-user CSV (or user download): read it, check every row, build the profiles.
 
 - **It sets the OCI ID of users the LMS already published.** Moodle's upload file
   has no internal user id, and a Moodle user id is unique only within its site,
