@@ -193,11 +193,20 @@ async def send_traffic(
     async with ClientSession(base, headers=headers, timeout=ClientTimeout(total=60)) as http:
 
         async def post(path: str, items: list[dict]) -> None:
+            # The xAPI resource answers as an LRS does (200, statement ids): the record ids
+            # of its completions are worked out here the way the gateway maps them.
+            xapi = path == "/xapi/statements"
+            extra = {"X-Experience-API-Version": "1.0.3"} if xapi else None
             for start in range(0, len(items), BATCH):
-                async with http.post(path, json=items[start : start + BATCH]) as answer:
+                chunk = items[start : start + BATCH]
+                async with http.post(path, json=chunk, headers=extra) as answer:
                     body = await answer.json()
-                    if answer.status != 202:
+                    if answer.status != (200 if xapi else 202):
                         raise RuntimeError(f"{path} answered {answer.status}: {body}")
+                if xapi:
+                    mapped = map_batch("xapi", chunk, LmsContext(plan.site), datetime.now(UTC))
+                    sent.update(r["record_id"] for r in mapped.records)
+                else:
                     sent.update(body.get("record_ids", []))
 
         for course, body in plan.courses.items():
@@ -208,17 +217,7 @@ async def send_traffic(
         await post("/v1/users", plan.profiles)
         say(f"posted {len(plan.profiles)} profiles")
         await post("/v1/moodle/events", plan.events)
-        # The xAPI resource answers as an LRS does (200, statement ids); the record ids of
-        # the completions are worked out here the way the gateway maps them.
-        xapi = {"X-Experience-API-Version": "1.0.3"}
-        for start in range(0, len(plan.statements), BATCH):
-            chunk = plan.statements[start : start + BATCH]
-            async with http.post("/xapi/statements", json=chunk, headers=xapi) as answer:
-                if answer.status != 200:
-                    raise RuntimeError(f"/xapi/statements answered {answer.status}: "
-                                       f"{await answer.text()}")  # fmt: skip
-            mapped = map_batch("xapi", chunk, LmsContext(plan.site), datetime.now(UTC))
-            sent.update(r["record_id"] for r in mapped.records)
+        await post("/xapi/statements", plan.statements)
         await post("/v1/learning-records", plan.records)
         say(
             f"posted {len(plan.events)} Moodle events, {len(plan.statements)} xAPI statements, "

@@ -38,7 +38,7 @@ def _value(data: bytes, at: int, depth: int) -> tuple[object, int]:
     if depth > MAX_DEPTH:
         raise PhpSerializedError(f"arrays nested deeper than {MAX_DEPTH} at byte {at}")
     kind = data[at : at + 2]
-    if data[at : at + 2] == b"N;":
+    if kind == b"N;":
         return None, at + 2
     if kind == b"b:":
         flag, end = _until(data, at + 2, b";")

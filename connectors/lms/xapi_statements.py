@@ -91,13 +91,13 @@ def learning_record_from_statement(
         course_id, course_name = _module_course(statement)
         activity = {
             "cmid": target.id,
-            "name": _name(statement, "object"),
+            "name": _name(statement, statement.data.get("object"), "object"),
             "modname": target.modname,
         }
         source = Source.ACTIVITY_COMPLETION
     else:
         course_id = target.id if target is not None else None
-        course_name = _name(statement, "object")
+        course_name = _name(statement, statement.data.get("object"), "object")
         activity, source = None, Source.XAPI
     completed_at = statement.iso_instant("timestamp")
 
@@ -237,10 +237,14 @@ def _module_course(statement: FieldReader) -> tuple[str | None, str | None]:
     activities = context.get("contextActivities") if isinstance(context, dict) else None
     if isinstance(activities, dict):
         for group in ("parent", "grouping"):
-            for index, activity in enumerate(_as_list(activities.get(group))):
-                found = _moodle_page(activity.get("id", "")) if isinstance(activity, dict) else None
+            listed = activities.get(group)
+            for index, activity in enumerate(_as_list(listed)):
+                url = activity.get("id") if isinstance(activity, dict) else None
+                found = _moodle_page(url) if isinstance(url, str) else None
                 if found is not None and found.kind == "course":
-                    return found.id, _name(statement, f"context.contextActivities.{group}[{index}]")
+                    where = f"context.contextActivities.{group}"
+                    where += f"[{index}]" if isinstance(listed, list) else ""
+                    return found.id, _name(statement, activity, where)
     statement.problem(
         "context.contextActivities.parent",
         "a module completion must name its course (a .../course/view.php?id= activity)",
@@ -255,16 +259,9 @@ def _as_list(value: object) -> list:
     return [value] if isinstance(value, dict) else []
 
 
-def _name(statement: FieldReader, where: str) -> str | None:
-    """The first name of an activity's language map (at `where`), read as checked text."""
-    node: object = statement.data
-    for step in re.findall(r"[^.\[\]]+|\[\d+\]", where):
-        if step.startswith("["):
-            index = int(step[1:-1])
-            node = node[index] if isinstance(node, list) and index < len(node) else None
-        else:
-            node = node.get(step) if isinstance(node, dict) else None
-    definition = node.get("definition") if isinstance(node, dict) else None
+def _name(statement: FieldReader, activity: object, where: str) -> str | None:
+    """The first name of an activity's language map (the activity at `where`), checked text."""
+    definition = activity.get("definition") if isinstance(activity, dict) else None
     names = definition.get("name") if isinstance(definition, dict) else None
     if not isinstance(names, dict) or not names:
         return None
